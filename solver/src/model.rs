@@ -1,0 +1,250 @@
+//! The problem model: technicians (vehicles), jobs (visits) and travel matrices.
+//!
+//! This is the routing core that the field-service model builds on. A [`Problem`]
+//! is validated once by [`Problem::new`]; the search never checks its input again.
+
+use crate::units::{Distance, Duration, Load};
+use serde::{Deserialize, Serialize};
+
+/// Index of a place in the travel matrices.
+pub type Location = usize;
+
+/// A closed interval `[start, end]` of times at which something may begin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeWindow {
+    pub start: Duration,
+    pub end: Duration,
+}
+
+impl TimeWindow {
+    pub fn new(start: Duration, end: Duration) -> Self {
+        Self { start, end }
+    }
+    pub fn contains(&self, t: Duration) -> bool {
+        self.start <= t && t <= self.end
+    }
+}
+
+/// A square matrix stored row-major (`from * n + to`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Matrix<T> {
+    size: usize,
+    values: Vec<T>,
+}
+
+impl<T: Copy> Matrix<T> {
+    /// Builds a matrix from row-major values; `values.len()` must be `size * size`.
+    pub fn from_row_major(size: usize, values: Vec<T>) -> Result<Self, ModelError> {
+        if values.len() != size * size {
+            return Err(ModelError::MatrixShape {
+                expected: size * size,
+                got: values.len(),
+            });
+        }
+        Ok(Self { size, values })
+    }
+    pub fn from_fn(size: usize, mut f: impl FnMut(usize, usize) -> T) -> Self {
+        let mut values = Vec::with_capacity(size * size);
+        for i in 0..size {
+            for j in 0..size {
+                values.push(f(i, j));
+            }
+        }
+        Self { size, values }
+    }
+    #[inline]
+    pub fn get(&self, from: Location, to: Location) -> T {
+        self.values[from * self.size + to]
+    }
+    pub fn size(&self) -> usize {
+        self.size
+    }
+}
+
+/// A kind of vehicle (technician profile). `count: None` means as many as needed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VehicleType {
+    pub start: Location,
+    pub end: Location,
+    /// When the vehicle may leave `start` (earliest) and must be back at `end` (latest).
+    pub shift: TimeWindow,
+    pub capacity: Load,
+    pub count: Option<usize>,
+    /// Cost of using one vehicle of this type at all.
+    pub fixed_cost: i64,
+    /// Cost per unit of distance travelled.
+    pub cost_per_distance: i64,
+    /// Cost per unit of route duration (from leaving start to reaching end, waiting included).
+    pub cost_per_duration: i64,
+}
+
+impl VehicleType {
+    /// A vehicle type with the DIMACS objective: distance only.
+    pub fn distance_only(depot: Location, shift: TimeWindow, capacity: Load) -> Self {
+        Self {
+            start: depot,
+            end: depot,
+            shift,
+            capacity,
+            count: None,
+            fixed_cost: 0,
+            cost_per_distance: 1,
+            cost_per_duration: 0,
+        }
+    }
+}
+
+/// A visit to make.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub location: Location,
+    pub service: Duration,
+    pub demand: Load,
+    /// Service must start inside one of these, sorted and disjoint.
+    pub windows: Vec<TimeWindow>,
+}
+
+/// Why a model could not be built. Every variant names what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelError {
+    #[error("matrix has {got} values, expected {expected} (a square over all locations)")]
+    MatrixShape { expected: usize, got: usize },
+    #[error("distance and duration matrices differ in size ({distances} vs {durations})")]
+    MatrixSizesDiffer { distances: usize, durations: usize },
+    #[error("{what} refers to location {location}, but the matrices have only {size}")]
+    UnknownLocation {
+        what: String,
+        location: Location,
+        size: usize,
+    },
+    #[error("{what}: window end {end} is before its start {start}")]
+    WindowEndsBeforeStart { what: String, start: i64, end: i64 },
+    #[error("job {job}: windows must be sorted and must not overlap")]
+    WindowsOverlap { job: usize },
+    #[error("job {job} has no time window")]
+    NoWindow { job: usize },
+    #[error("{what} is negative ({value})")]
+    Negative { what: String, value: i64 },
+    #[error("there is no vehicle type")]
+    NoVehicles,
+    #[error("matrix entry ({from}, {to}) is negative")]
+    NegativeTravel { from: usize, to: usize },
+}
+
+/// A validated routing problem.
+#[derive(Clone, Debug)]
+pub struct Problem {
+    distances: Matrix<Distance>,
+    durations: Matrix<Duration>,
+    vehicle_types: Vec<VehicleType>,
+    jobs: Vec<Job>,
+}
+
+impl Problem {
+    pub fn new(
+        distances: Matrix<Distance>,
+        durations: Matrix<Duration>,
+        vehicle_types: Vec<VehicleType>,
+        jobs: Vec<Job>,
+    ) -> Result<Self, ModelError> {
+        let size = distances.size();
+        if durations.size() != size {
+            return Err(ModelError::MatrixSizesDiffer {
+                distances: size,
+                durations: durations.size(),
+            });
+        }
+        for i in 0..size {
+            for j in 0..size {
+                if distances.get(i, j) < Distance::ZERO || durations.get(i, j) < Duration::ZERO {
+                    return Err(ModelError::NegativeTravel { from: i, to: j });
+                }
+            }
+        }
+        if vehicle_types.is_empty() {
+            return Err(ModelError::NoVehicles);
+        }
+        let check_loc = |what: String, location: Location| {
+            if location >= size {
+                Err(ModelError::UnknownLocation {
+                    what,
+                    location,
+                    size,
+                })
+            } else {
+                Ok(())
+            }
+        };
+        let check_window = |what: String, w: &TimeWindow| {
+            if w.end < w.start {
+                Err(ModelError::WindowEndsBeforeStart {
+                    what,
+                    start: w.start.get(),
+                    end: w.end.get(),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        for (k, v) in vehicle_types.iter().enumerate() {
+            check_loc(format!("vehicle type {k} start"), v.start)?;
+            check_loc(format!("vehicle type {k} end"), v.end)?;
+            check_window(format!("vehicle type {k} shift"), &v.shift)?;
+            if v.capacity < Load::ZERO {
+                return Err(ModelError::Negative {
+                    what: format!("vehicle type {k} capacity"),
+                    value: v.capacity.get(),
+                });
+            }
+        }
+        for (k, job) in jobs.iter().enumerate() {
+            check_loc(format!("job {k}"), job.location)?;
+            if job.windows.is_empty() {
+                return Err(ModelError::NoWindow { job: k });
+            }
+            for w in &job.windows {
+                check_window(format!("job {k}"), w)?;
+            }
+            if job.windows.windows(2).any(|p| p[1].start <= p[0].end) {
+                return Err(ModelError::WindowsOverlap { job: k });
+            }
+            if job.service < Duration::ZERO {
+                return Err(ModelError::Negative {
+                    what: format!("job {k} service duration"),
+                    value: job.service.get(),
+                });
+            }
+            if job.demand < Load::ZERO {
+                return Err(ModelError::Negative {
+                    what: format!("job {k} demand"),
+                    value: job.demand.get(),
+                });
+            }
+        }
+        Ok(Self {
+            distances,
+            durations,
+            vehicle_types,
+            jobs,
+        })
+    }
+
+    #[inline]
+    pub fn distance(&self, from: Location, to: Location) -> Distance {
+        self.distances.get(from, to)
+    }
+    #[inline]
+    pub fn duration(&self, from: Location, to: Location) -> Duration {
+        self.durations.get(from, to)
+    }
+    pub fn jobs(&self) -> &[Job] {
+        &self.jobs
+    }
+    pub fn vehicle_types(&self) -> &[VehicleType] {
+        &self.vehicle_types
+    }
+    pub fn num_locations(&self) -> usize {
+        self.distances.size()
+    }
+}
