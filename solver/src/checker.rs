@@ -12,36 +12,79 @@ use std::fmt;
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Violation {
-    UnknownVehicleType { route: usize, vehicle_type: usize },
-    UnknownJob { route: usize, job: usize },
-    JobVisitedTwice { job: usize },
-    JobUnassigned { job: usize },
-    TooManyVehicles { vehicle_type: usize, used: usize, available: usize },
-    CapacityExceeded { route: usize, load: i64, capacity: i64 },
+    UnknownVehicleType {
+        route: usize,
+        vehicle_type: usize,
+    },
+    UnknownJob {
+        route: usize,
+        job: usize,
+    },
+    JobVisitedTwice {
+        job: usize,
+    },
+    JobUnassigned {
+        job: usize,
+    },
+    TooManyVehicles {
+        vehicle_type: usize,
+        used: usize,
+        available: usize,
+    },
+    CapacityExceeded {
+        route: usize,
+        load: i64,
+        capacity: i64,
+    },
     /// Service at `job` cannot start inside any of its windows; `late_by` past the last reachable one.
-    LateAtJob { route: usize, job: usize, late_by: i64 },
+    LateAtJob {
+        route: usize,
+        job: usize,
+        late_by: i64,
+    },
     /// The vehicle cannot be back before its shift ends.
-    LateAtEnd { route: usize, late_by: i64 },
+    LateAtEnd {
+        route: usize,
+        late_by: i64,
+    },
 }
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::UnknownVehicleType { route, vehicle_type } => {
+            Self::UnknownVehicleType {
+                route,
+                vehicle_type,
+            } => {
                 write!(f, "route {route}: unknown vehicle type {vehicle_type}")
             }
             Self::UnknownJob { route, job } => write!(f, "route {route}: unknown job {job}"),
             Self::JobVisitedTwice { job } => write!(f, "job {job} is visited more than once"),
             Self::JobUnassigned { job } => write!(f, "job {job} is in no route"),
-            Self::TooManyVehicles { vehicle_type, used, available } => write!(
+            Self::TooManyVehicles {
+                vehicle_type,
+                used,
+                available,
+            } => write!(
                 f,
                 "vehicle type {vehicle_type}: {used} routes but only {available} vehicles"
             ),
-            Self::CapacityExceeded { route, load, capacity } => {
+            Self::CapacityExceeded {
+                route,
+                load,
+                capacity,
+            } => {
                 write!(f, "route {route}: load {load} exceeds capacity {capacity}")
             }
-            Self::LateAtJob { route, job, late_by } => {
-                write!(f, "route {route}: service at job {job} starts {late_by} after its window")
+            Self::LateAtJob {
+                route,
+                job,
+                late_by,
+            } => {
+                write!(
+                    f,
+                    "route {route}: service at job {job} starts {late_by} after its window"
+                )
             }
             Self::LateAtEnd { route, late_by } => {
                 write!(f, "route {route}: returns {late_by} after the shift ends")
@@ -135,7 +178,10 @@ pub fn check(problem: &Problem, solution: &Solution, require_all: bool) -> Check
             match job.windows.iter().find(|w| t <= w.end) {
                 Some(w) => t = t.max(w.start),
                 None => {
-                    let last = job.windows.last().expect("validated: every job has a window");
+                    let last = job
+                        .windows
+                        .last()
+                        .expect("validated: every job has a window");
                     violations.push(Violation::LateAtJob {
                         route: r,
                         job: j,
@@ -162,16 +208,16 @@ pub fn check(problem: &Problem, solution: &Solution, require_all: bool) -> Check
             let mut latest_next = end;
             for k in (0..n).rev() {
                 let job = &jobs[route.jobs[k]];
-                let bound = latest_next - problem.duration(places[k + 1], places[k + 2]) - job.service;
-                let w = job
-                    .windows
-                    .iter()
-                    .rev()
-                    .find(|w| w.start <= bound)
-                    .expect("a feasible earliest schedule leaves a window at or before the bound");
+                let bound =
+                    latest_next - problem.duration(places[k + 1], places[k + 2]) - job.service;
+                let w =
+                    job.windows.iter().rev().find(|w| w.start <= bound).expect(
+                        "a feasible earliest schedule leaves a window at or before the bound",
+                    );
                 latest_next = bound.min(w.end);
             }
-            let departure = (latest_next - problem.duration(places[0], places[1])).max(vt.shift.start);
+            let departure =
+                (latest_next - problem.duration(places[0], places[1])).max(vt.shift.start);
             end - departure
         } else {
             end - vt.shift.start
@@ -197,7 +243,11 @@ pub fn check(problem: &Problem, solution: &Solution, require_all: bool) -> Check
     }
     let unassigned: Vec<usize> = (0..jobs.len()).filter(|&j| !seen[j]).collect();
     if require_all {
-        violations.extend(unassigned.iter().map(|&job| Violation::JobUnassigned { job }));
+        violations.extend(
+            unassigned
+                .iter()
+                .map(|&job| Violation::JobUnassigned { job }),
+        );
     }
     CheckReport {
         cost,

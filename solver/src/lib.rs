@@ -30,6 +30,8 @@ pub mod units;
 pub use checker::{check, CheckReport, Violation};
 pub use model::{Job, Location, Matrix, ModelError, Problem, TimeWindow, VehicleType};
 pub use search::{solve, SolveResult, SolverConfig};
-pub use solomon::{parse_solomon, read_solomon, SolomonError, SolomonInstance, SCALE as SOLOMON_SCALE};
+pub use solomon::{
+    parse_solomon, read_solomon, SolomonError, SolomonInstance, SCALE as SOLOMON_SCALE,
+};
 pub use solution::{Route, Solution};
 pub use units::{Cost, Distance, Duration, Load};

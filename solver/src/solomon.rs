@@ -48,10 +48,8 @@ pub fn parse_solomon(text: &str) -> Result<SolomonInstance, SolomonError> {
         return Err(err(1, "empty file: expected an instance name"));
     };
     let find = |word: &str| lines.iter().position(|(_, l)| l.eq_ignore_ascii_case(word));
-    let vehicle_at =
-        find("VEHICLE").ok_or_else(|| err(lines.len(), "no VEHICLE section"))?;
-    let customer_at =
-        find("CUSTOMER").ok_or_else(|| err(lines.len(), "no CUSTOMER section"))?;
+    let vehicle_at = find("VEHICLE").ok_or_else(|| err(lines.len(), "no VEHICLE section"))?;
+    let customer_at = find("CUSTOMER").ok_or_else(|| err(lines.len(), "no CUSTOMER section"))?;
 
     // VEHICLE: a header line (NUMBER CAPACITY), then the two numbers.
     let (fleet_line, fleet_text) = *lines
@@ -60,7 +58,10 @@ pub fn parse_solomon(text: &str) -> Result<SolomonInstance, SolomonError> {
     let fleet = parse_ints(fleet_line, fleet_text, 2)?;
     let (vehicles_in_file, capacity) = (fleet[0], fleet[1]);
     if vehicles_in_file < 0 || capacity < 0 {
-        return Err(err(fleet_line, "vehicle number and capacity must not be negative"));
+        return Err(err(
+            fleet_line,
+            "vehicle number and capacity must not be negative",
+        ));
     }
 
     // CUSTOMER: a header line, then one row per customer; row 0 is the depot.
@@ -76,7 +77,10 @@ pub fn parse_solomon(text: &str) -> Result<SolomonInstance, SolomonError> {
         return Err(err(lines[customer_at].0, "no customer rows"));
     }
     if rows[0].1[0] != 0 {
-        return Err(err(rows[0].0, "the first customer row must be the depot (CUST NO. 0)"));
+        return Err(err(
+            rows[0].0,
+            "the first customer row must be the depot (CUST NO. 0)",
+        ));
     }
     let n = rows.len();
     let mut seen = std::collections::HashSet::new();
@@ -85,10 +89,16 @@ pub fn parse_solomon(text: &str) -> Result<SolomonInstance, SolomonError> {
             return Err(err(*line, format!("duplicate CUST NO. {}", v[0])));
         }
         if v[0] < 0 || v[3] < 0 || v[6] < 0 {
-            return Err(err(*line, "CUST NO., DEMAND and SERVICE TIME must not be negative"));
+            return Err(err(
+                *line,
+                "CUST NO., DEMAND and SERVICE TIME must not be negative",
+            ));
         }
         if v[5] < v[4] {
-            return Err(err(*line, format!("DUE DATE {} is before READY TIME {}", v[5], v[4])));
+            return Err(err(
+                *line,
+                format!("DUE DATE {} is before READY TIME {}", v[5], v[4]),
+            ));
         }
     }
 
@@ -109,7 +119,10 @@ pub fn parse_solomon(text: &str) -> Result<SolomonInstance, SolomonError> {
             location: k + 1,
             service: Duration(v[6] * SCALE),
             demand: Load(v[3]),
-            windows: vec![TimeWindow::new(Duration(v[4] * SCALE), Duration(v[5] * SCALE))],
+            windows: vec![TimeWindow::new(
+                Duration(v[4] * SCALE),
+                Duration(v[5] * SCALE),
+            )],
         })
         .collect();
     let problem = Problem::new(distances, durations, vec![vehicle], jobs)
@@ -138,7 +151,10 @@ fn parse_ints(line: usize, text: &str, count: usize) -> Result<Vec<i64>, Solomon
         })
         .collect::<Result<_, _>>()?;
     if v.len() != count {
-        return Err(err(line, format!("expected {count} numbers, found {}", v.len())));
+        return Err(err(
+            line,
+            format!("expected {count} numbers, found {}", v.len()),
+        ));
     }
     if v.iter().any(|x| x.abs() > 1_000_000_000) {
         return Err(err(line, "number out of range (more than 10^9)"));
@@ -193,7 +209,10 @@ mod tests {
     fn rejects_short_rows_and_missing_sections() {
         let e = parse_solomon(&TINY.replace(" 1 3 4 1 0 50 1", " 1 3 4")).unwrap_err();
         assert!(e.message.contains("expected 7 numbers"), "{e}");
-        assert!(parse_solomon("X\n").unwrap_err().message.contains("VEHICLE"));
+        assert!(parse_solomon("X\n")
+            .unwrap_err()
+            .message
+            .contains("VEHICLE"));
         assert_eq!(parse_solomon("").unwrap_err().line, 1);
     }
 

@@ -1,12 +1,30 @@
-//! The search: construction, then ruin-and-recreate with local search and
-//! simulated-annealing acceptance over a penalised objective.
+//! The search: a greedy construction, then iterated ruin-and-recreate (SISR string
+//! removal, greedy insertion with blinks) followed by granular local search, with
+//! simulated-annealing acceptance over a penalised objective whose weights adapt.
+//!
+//! Deterministic for a seed and an iteration budget; a wall-clock budget is optional.
 
+mod local_search;
+mod neighbours;
+mod penalties;
+mod pieces;
+mod recreate;
 mod route;
+mod ruin;
 mod segment;
+mod state;
+
+pub use local_search::OperatorStats;
 
 use crate::model::Problem;
-use crate::solution::{Route, Solution};
+use crate::solution::Solution;
 use crate::units::Cost;
+use local_search::LocalSearch;
+use penalties::{Penalties, PenaltyManager};
+use recreate::{recreate, RecreateParams};
+use ruin::{ruin, RuinParams};
+use state::SearchState;
+use std::time::Instant;
 
 /// How long and how to search.
 #[derive(Clone, Debug)]
@@ -16,6 +34,11 @@ pub struct SolverConfig {
     pub max_iterations: Option<u64>,
     /// Stop after this much wall-clock time.
     pub time_limit: Option<std::time::Duration>,
+    /// Size of each job's granular neighbourhood.
+    pub neighbours: usize,
+    /// Start and end temperature of the acceptance, as fractions of the average cost per job.
+    pub start_temperature: f64,
+    pub end_temperature: f64,
 }
 
 impl Default for SolverConfig {
@@ -24,6 +47,9 @@ impl Default for SolverConfig {
             seed: 1,
             max_iterations: None,
             time_limit: Some(std::time::Duration::from_secs(10)),
+            neighbours: 40,
+            start_temperature: 0.05,
+            end_temperature: 0.0005,
         }
     }
 }
@@ -32,20 +58,211 @@ impl Default for SolverConfig {
 #[derive(Clone, Debug)]
 pub struct SolveResult {
     pub solution: Solution,
-    /// Objective of `solution` (as the checker computes it).
+    /// Objective of `solution` (the checker computes the same).
     pub cost: Cost,
+    /// Whether `solution` meets every time window and capacity.
+    pub feasible: bool,
     pub iterations: u64,
     pub elapsed: std::time::Duration,
+    pub stats: OperatorStats,
 }
 
-/// Solves `problem`. Placeholder: one route per job (replaced by the real search).
-pub fn solve(problem: &Problem, _config: &SolverConfig) -> SolveResult {
-    let start = std::time::Instant::now();
-    let solution = Solution {
-        routes: (0..problem.jobs().len())
-            .map(|j| Route { vehicle_type: 0, jobs: vec![j] })
-            .collect(),
+/// Solves `problem` within the budget of `config` (iterations, time, or both; with
+/// neither, 1000 iterations).
+pub fn solve(problem: &Problem, config: &SolverConfig) -> SolveResult {
+    let started = Instant::now();
+    let mut rng = fastrand::Rng::with_seed(config.seed);
+    let max_iterations = match (config.max_iterations, config.time_limit) {
+        (None, None) => Some(1000),
+        (m, _) => m,
     };
-    let cost = crate::checker::check(problem, &solution, true).cost;
-    SolveResult { solution, cost, iterations: 0, elapsed: start.elapsed() }
+    let n = problem.jobs().len();
+    let mut ls = LocalSearch::new(neighbours::granular(problem, config.neighbours));
+    let nearest = neighbours::nearest(problem, 100);
+    let mut penalty_manager = initial_penalties(problem);
+    let ruin_params = RuinParams::default();
+    let recreate_params = RecreateParams::default();
+
+    let mut current = SearchState::empty(problem);
+    current.normalise_routes(problem);
+    let pen = penalty_manager.penalties();
+    recreate(
+        problem,
+        &mut current,
+        (0..n).collect(),
+        ls.neighbours(),
+        &pen,
+        &recreate_params,
+        ls.step,
+        &mut rng,
+    );
+    let all: Vec<usize> = (0..n).collect();
+    ls.run(problem, &mut current, &pen, &mut rng, &all);
+    let mut best = Best::default();
+    best.offer(problem, &current);
+
+    let scale = (current
+        .cost(
+            problem,
+            &Penalties {
+                time_warp: 0,
+                excess_load: 0,
+            },
+        )
+        .get() as f64
+        / n.max(1) as f64)
+        .max(1.0);
+    let (t_start, t_end) = (
+        config.start_temperature * scale,
+        config.end_temperature * scale,
+    );
+
+    let mut iterations = 0u64;
+    loop {
+        let progress = progress(config, max_iterations, iterations, started);
+        if progress >= 1.0 || n == 0 {
+            break;
+        }
+        iterations += 1;
+        let temperature = t_start * (t_end / t_start).powf(progress);
+        let pen = penalty_manager.penalties();
+
+        let mut candidate = current.clone();
+        ls.step += 1;
+        let removal = ruin(problem, &mut candidate, &nearest, &ruin_params, &mut rng);
+        for &r in &removal.routes {
+            candidate.refresh_route(problem, r, ls.step);
+        }
+        candidate.normalise_routes(problem);
+        recreate(
+            problem,
+            &mut candidate,
+            removal.removed.clone(),
+            ls.neighbours(),
+            &pen,
+            &recreate_params,
+            ls.step,
+            &mut rng,
+        );
+        // Search around the reinserted jobs and around the gaps they left.
+        for &j in removal.removed.iter().chain(&removal.boundary) {
+            ls.activate_around(&candidate, j);
+        }
+        if std::env::var("NOLS").is_err() {
+            ls.run(problem, &mut candidate, &pen, &mut rng, &[]);
+        } else {
+            ls.clear();
+        }
+
+        let time_ok = candidate.is_time_feasible();
+        let load_ok = candidate.is_load_feasible(problem);
+        if time_ok && load_ok {
+            best.offer(problem, &candidate);
+        } else if rng.bool() {
+            // Repair a copy with stronger penalties (HGS): it may be the best feasible plan yet.
+            let mut repaired = candidate.clone();
+            ls.step += 1;
+            let strong = pen.scaled(10);
+            let zero = Penalties {
+                time_warp: 0,
+                excess_load: 0,
+            };
+            let broken: Vec<usize> = (0..repaired.routes.len())
+                .filter(|&r| {
+                    repaired.route_cost(problem, r, &strong)
+                        != repaired.route_cost(problem, r, &zero)
+                })
+                .flat_map(|r| repaired.routes[r].jobs.clone())
+                .collect();
+            ls.run(problem, &mut repaired, &strong, &mut rng, &broken);
+            if repaired.is_feasible(problem) {
+                best.offer(problem, &repaired);
+            }
+        }
+        penalty_manager.record(time_ok, load_ok);
+
+        // Simulated annealing on the penalised cost.
+        let threshold =
+            current.cost(problem, &pen).get() as f64 - temperature * rng.f64().max(1e-12).ln();
+        if (candidate.cost(problem, &pen).get() as f64) < threshold {
+            current = candidate;
+        }
+    }
+
+    let (solution, cost, feasible) = match best.state {
+        Some(s) => (s.to_solution(), best.cost, true),
+        None => {
+            let zero = Penalties {
+                time_warp: 0,
+                excess_load: 0,
+            };
+            (current.to_solution(), current.cost(problem, &zero), false)
+        }
+    };
+    SolveResult {
+        solution,
+        cost,
+        feasible,
+        iterations,
+        elapsed: started.elapsed(),
+        stats: ls.stats.clone(),
+    }
+}
+
+/// Fraction of the budget used, in `[0, 1]`.
+fn progress(
+    config: &SolverConfig,
+    max_iterations: Option<u64>,
+    iterations: u64,
+    started: Instant,
+) -> f64 {
+    let mut p: f64 = 0.0;
+    if let Some(m) = max_iterations {
+        p = p.max(iterations as f64 / m.max(1) as f64);
+    }
+    if let Some(t) = config.time_limit {
+        p = p.max(started.elapsed().as_secs_f64() / t.as_secs_f64().max(1e-9));
+    }
+    p.min(1.0)
+}
+
+/// Starting weights: a unit of time warp costs about what a unit of travel does, a unit
+/// of excess load about what serving an average job costs in travel.
+fn initial_penalties(problem: &Problem) -> PenaltyManager {
+    let jobs = problem.jobs();
+    let n = jobs.len().max(1) as f64;
+    let vt = &problem.vehicle_types()[0];
+    let avg_travel: f64 = jobs
+        .iter()
+        .map(|j| problem.distance(vt.start, j.location).get() as f64)
+        .sum::<f64>()
+        / n;
+    let avg_demand = (jobs.iter().map(|j| j.demand.get() as f64).sum::<f64>() / n).max(1.0);
+    PenaltyManager::new(vt.cost_per_distance.max(1) as f64, avg_travel / avg_demand)
+}
+
+/// The best feasible plan seen.
+#[derive(Default)]
+struct Best {
+    state: Option<SearchState>,
+    cost: Cost,
+}
+
+impl Best {
+    fn offer(&mut self, problem: &Problem, candidate: &SearchState) {
+        if !candidate.is_feasible(problem) {
+            return;
+        }
+        let cost = candidate.cost(
+            problem,
+            &Penalties {
+                time_warp: 0,
+                excess_load: 0,
+            },
+        );
+        if self.state.is_none() || cost < self.cost {
+            self.state = Some(candidate.clone());
+            self.cost = cost;
+        }
+    }
 }

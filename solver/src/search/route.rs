@@ -42,11 +42,19 @@ impl RouteState {
         let vt = &problem.vehicle_types()[self.vehicle_type];
         let n = self.jobs.len();
         self.stops.clear();
-        self.stops
-            .push(DurationSegment::stop(vt.start, crate::units::Duration::ZERO, vt.shift.start, vt.shift.end));
+        self.stops.push(DurationSegment::stop(
+            vt.start,
+            crate::units::Duration::ZERO,
+            vt.shift.start,
+            vt.shift.end,
+        ));
         self.stops.extend(self.jobs.iter().map(|&j| job_stops[j]));
-        self.stops
-            .push(DurationSegment::stop(vt.end, crate::units::Duration::ZERO, vt.shift.start, vt.shift.end));
+        self.stops.push(DurationSegment::stop(
+            vt.end,
+            crate::units::Duration::ZERO,
+            vt.shift.start,
+            vt.shift.end,
+        ));
 
         self.fwd.clear();
         self.dist.clear();
@@ -57,9 +65,14 @@ impl RouteState {
         for p in 1..n + 2 {
             let seg = self.fwd[p - 1].then(problem, &self.stops[p]);
             self.fwd.push(seg);
-            self.dist
-                .push(self.dist[p - 1] + problem.distance(self.stops[p - 1].last, self.stops[p].first));
-            let demand = if p <= n { problem.jobs()[self.jobs[p - 1]].demand } else { Load::ZERO };
+            self.dist.push(
+                self.dist[p - 1] + problem.distance(self.stops[p - 1].last, self.stops[p].first),
+            );
+            let demand = if p <= n {
+                problem.jobs()[self.jobs[p - 1]].demand
+            } else {
+                Load::ZERO
+            };
             self.load.push(self.load[p - 1] + demand);
         }
         self.bwd.clear();

@@ -23,7 +23,12 @@ pub struct DurationSegment {
 impl DurationSegment {
     /// A single stop with service `service` that must start in `[earliest, latest]`.
     #[inline]
-    pub fn stop(location: Location, service: Duration, earliest: Duration, latest: Duration) -> Self {
+    pub fn stop(
+        location: Location,
+        service: Duration,
+        earliest: Duration,
+        latest: Duration,
+    ) -> Self {
         Self {
             first: location,
             last: location,

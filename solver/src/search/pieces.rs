@@ -1,0 +1,225 @@
+//! Moves described as concatenations of route slices ("pieces").
+//!
+//! Every operator states the new content of each route it touches as a short list
+//! of slices of the *current* routes. One evaluator prices any such list in O(1)
+//! per piece from the routes' caches, and one applier turns it into the new job
+//! order, so operators cannot disagree with how they are evaluated or applied.
+
+use super::penalties::Penalties;
+use super::segment::DurationSegment;
+use super::state::SearchState;
+use crate::model::Problem;
+use crate::units::{Cost, Distance, Load};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Piece {
+    /// Positions `0..=to` of a route (its start depot and first jobs).
+    Prefix { route: usize, to: usize },
+    /// Job positions `from..=to` in order (empty when `from > to`).
+    Range {
+        route: usize,
+        from: usize,
+        to: usize,
+    },
+    /// Job positions `from..=to` in reverse order.
+    Reversed {
+        route: usize,
+        from: usize,
+        to: usize,
+    },
+    /// Positions `from..=end` (its last jobs and end depot).
+    Suffix { route: usize, from: usize },
+}
+
+/// Totals of a route being assembled from pieces.
+#[derive(Clone, Copy, Debug)]
+pub struct Assembly {
+    pub seg: DurationSegment,
+    pub dist: Distance,
+    pub load: Load,
+    pub jobs: usize,
+}
+
+impl Assembly {
+    #[inline]
+    fn push_seg(&mut self, problem: &Problem, next: &DurationSegment, inner_dist: Distance) {
+        self.dist += problem.distance(self.seg.last, next.first) + inner_dist;
+        self.seg = self.seg.then(problem, next);
+    }
+}
+
+/// Distance and load of the route the pieces describe, without time windows (cheap bound).
+#[inline]
+pub fn distance_and_load(
+    problem: &Problem,
+    state: &SearchState,
+    pieces: &[Piece],
+) -> (Distance, Load, usize) {
+    let mut dist = Distance::ZERO;
+    let mut load = Load::ZERO;
+    let mut jobs = 0;
+    let mut last = None;
+    let mut link = |dist: &mut Distance, first, new_last| {
+        if let Some(l) = last {
+            *dist += problem.distance(l, first);
+        }
+        last = Some(new_last);
+    };
+    for piece in pieces {
+        match *piece {
+            Piece::Prefix { route, to } => {
+                let r = &state.routes[route];
+                dist += r.distance_between(0, to);
+                load += r.load_between(0, to);
+                jobs += to;
+                link(&mut dist, r.location(0), r.location(to));
+            }
+            Piece::Range { route, from, to } => {
+                if from > to {
+                    continue;
+                }
+                let r = &state.routes[route];
+                dist += r.distance_between(from, to);
+                load += r.load_between(from, to);
+                jobs += to - from + 1;
+                link(&mut dist, r.location(from), r.location(to));
+            }
+            Piece::Reversed { route, from, to } => {
+                if from > to {
+                    continue;
+                }
+                let r = &state.routes[route];
+                for p in from..to {
+                    dist += problem.distance(r.location(p + 1), r.location(p));
+                }
+                load += r.load_between(from, to);
+                jobs += to - from + 1;
+                link(&mut dist, r.location(to), r.location(from));
+            }
+            Piece::Suffix { route, from } => {
+                let r = &state.routes[route];
+                dist += r.distance_between(from, r.end());
+                load += r.load_between(from, r.end());
+                jobs += r.end() - from;
+                link(&mut dist, r.location(from), r.location(r.end()));
+            }
+        }
+    }
+    (dist, load, jobs)
+}
+
+/// Full totals (with time windows) of the route the pieces describe.
+#[inline]
+pub fn assemble(problem: &Problem, state: &SearchState, pieces: &[Piece]) -> Assembly {
+    let mut acc: Option<Assembly> = None;
+    for piece in pieces {
+        let (seg, dist, load, jobs) = match *piece {
+            Piece::Prefix { route, to } => {
+                let r = &state.routes[route];
+                (
+                    *r.prefix(to),
+                    r.distance_between(0, to),
+                    r.load_between(0, to),
+                    to,
+                )
+            }
+            Piece::Range { route, from, to } => {
+                if from > to {
+                    continue;
+                }
+                let r = &state.routes[route];
+                (
+                    r.between(problem, from, to),
+                    r.distance_between(from, to),
+                    r.load_between(from, to),
+                    to - from + 1,
+                )
+            }
+            Piece::Reversed { route, from, to } => {
+                if from > to {
+                    continue;
+                }
+                let r = &state.routes[route];
+                let mut seg = *r.stop(to);
+                let mut dist = Distance::ZERO;
+                for p in (from..to).rev() {
+                    dist += problem.distance(r.location(p + 1), r.location(p));
+                    seg = seg.then(problem, r.stop(p));
+                }
+                (seg, dist, r.load_between(from, to), to - from + 1)
+            }
+            Piece::Suffix { route, from } => {
+                let r = &state.routes[route];
+                (
+                    *r.suffix(from),
+                    r.distance_between(from, r.end()),
+                    r.load_between(from, r.end()),
+                    r.end() - from,
+                )
+            }
+        };
+        match acc.as_mut() {
+            None => {
+                acc = Some(Assembly {
+                    seg,
+                    dist,
+                    load,
+                    jobs,
+                })
+            }
+            Some(a) => {
+                a.push_seg(problem, &seg, dist);
+                a.load += load;
+                a.jobs += jobs;
+            }
+        }
+    }
+    acc.expect("a route has at least its depots")
+}
+
+/// Penalised cost of the route the pieces describe, driven by `vehicle_type`.
+#[inline]
+pub fn cost_of(
+    problem: &Problem,
+    state: &SearchState,
+    vehicle_type: usize,
+    pieces: &[Piece],
+    pen: &Penalties,
+) -> Cost {
+    let a = assemble(problem, state, pieces);
+    pen.route_cost(
+        &problem.vehicle_types()[vehicle_type],
+        a.jobs,
+        a.dist,
+        a.load,
+        &a.seg,
+    )
+}
+
+/// The jobs, in order, of the route the pieces describe.
+pub fn jobs_of(state: &SearchState, pieces: &[Piece]) -> Vec<usize> {
+    let mut out = Vec::new();
+    for piece in pieces {
+        match *piece {
+            Piece::Prefix { route, to } => out.extend_from_slice(&state.routes[route].jobs[..to]),
+            Piece::Range { route, from, to } => {
+                if from <= to {
+                    out.extend_from_slice(&state.routes[route].jobs[from - 1..to]);
+                }
+            }
+            Piece::Reversed { route, from, to } => {
+                if from <= to {
+                    out.extend(state.routes[route].jobs[from - 1..to].iter().rev());
+                }
+            }
+            Piece::Suffix { route, from } => {
+                let r = &state.routes[route];
+                let last = r.len().min(r.end() - 1);
+                if from <= last {
+                    out.extend_from_slice(&r.jobs[from - 1..last]);
+                }
+            }
+        }
+    }
+    out
+}

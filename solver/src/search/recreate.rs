@@ -1,0 +1,162 @@
+//! Recreate: greedy insertion with blinks (SISR). Jobs are inserted one by one, in a
+//! randomly chosen order (random, by demand, by distance from the depot, by window),
+//! each at its cheapest position under the penalised cost; every position is skipped
+//! with a small probability ("blink") so the search does not always rebuild the same plan.
+
+use super::penalties::Penalties;
+use super::route::RouteState;
+use super::state::{stop_for, SearchState};
+use crate::model::Problem;
+use crate::units::Cost;
+
+/// Above this many jobs, a job is only tried in routes that hold one of its neighbours.
+const FULL_SCAN_LIMIT: usize = 300;
+
+#[derive(Clone, Debug)]
+pub struct RecreateParams {
+    pub blink_rate: f64,
+}
+
+impl Default for RecreateParams {
+    fn default() -> Self {
+        Self { blink_rate: 0.01 }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Insertion {
+    route: usize,
+    after: usize,
+    window: usize,
+    delta: Cost,
+}
+
+/// Inserts every job of `jobs` into `state` (opening routes as needed).
+pub fn recreate(
+    problem: &Problem,
+    state: &mut SearchState,
+    mut jobs: Vec<usize>,
+    neighbours: &[Vec<usize>],
+    pen: &Penalties,
+    params: &RecreateParams,
+    step: u64,
+    rng: &mut fastrand::Rng,
+) {
+    sort_for_insertion(problem, &mut jobs, rng);
+    let full_scan = problem.jobs().len() <= FULL_SCAN_LIMIT;
+    let mut candidates: Vec<usize> = Vec::new();
+    for job in jobs {
+        candidates.clear();
+        if full_scan {
+            candidates.extend(0..state.routes.len());
+        } else {
+            candidates.extend(
+                neighbours[job]
+                    .iter()
+                    .map(|&v| state.route_of[v])
+                    .filter(|&r| r != super::state::UNASSIGNED),
+            );
+            candidates.extend((0..state.routes.len()).filter(|&r| state.routes[r].is_empty()));
+            candidates.sort_unstable();
+            candidates.dedup();
+            if candidates.is_empty() {
+                candidates.extend(0..state.routes.len());
+            }
+        }
+        let mut best: Option<Insertion> = None;
+        for &r in &candidates {
+            best_in_route(
+                problem,
+                state,
+                &state.routes[r],
+                r,
+                job,
+                pen,
+                params,
+                rng,
+                &mut best,
+            );
+        }
+        let ins = match best {
+            Some(b) => b,
+            // Every position blinked: take the first route's first position.
+            None => Insertion {
+                route: 0,
+                after: 0,
+                window: 0,
+                delta: Cost::ZERO,
+            },
+        };
+        state.set_window(problem, job, ins.window);
+        let was_empty = state.routes[ins.route].is_empty();
+        state.routes[ins.route].jobs.insert(ins.after, job);
+        state.refresh_route(problem, ins.route, step);
+        if was_empty {
+            state.normalise_routes(problem);
+        }
+    }
+}
+
+#[inline]
+fn best_in_route(
+    problem: &Problem,
+    state: &SearchState,
+    route: &RouteState,
+    r: usize,
+    job: usize,
+    pen: &Penalties,
+    params: &RecreateParams,
+    rng: &mut fastrand::Rng,
+    best: &mut Option<Insertion>,
+) {
+    let vt = &problem.vehicle_types()[route.vehicle_type];
+    let old = state.route_cost(problem, r, pen);
+    let j = &problem.jobs()[job];
+    let load = route.load() + j.demand;
+    let load_cost = (load - vt.capacity).positive_part().cost(pen.excess_load);
+    let base = route.distance();
+    for after in 0..=route.len() {
+        if rng.f64() < params.blink_rate {
+            continue;
+        }
+        let (a, b) = (route.location(after), route.location(after + 1));
+        let dist = base + problem.distance(a, j.location) + problem.distance(j.location, b)
+            - problem.distance(a, b);
+        let bound = Cost(vt.fixed_cost) + dist.cost(vt.cost_per_distance) + load_cost - old;
+        if best.is_some_and(|b| bound >= b.delta) {
+            continue;
+        }
+        for window in 0..j.windows.len() {
+            let stop = stop_for(problem, job, window);
+            let seg = route
+                .prefix(after)
+                .then(problem, &stop)
+                .then(problem, route.suffix(after + 1));
+            let delta = pen.route_cost(vt, route.len() + 1, dist, load, &seg) - old;
+            if best.is_none_or(|b| delta < b.delta) {
+                *best = Some(Insertion {
+                    route: r,
+                    after,
+                    window,
+                    delta,
+                });
+            }
+        }
+    }
+}
+
+/// SISR's insertion orders, plus two for time windows.
+fn sort_for_insertion(problem: &Problem, jobs: &mut [usize], rng: &mut fastrand::Rng) {
+    let js = problem.jobs();
+    let depot = problem.vehicle_types()[0].start;
+    let far = |j: usize| problem.distance(depot, js[j].location);
+    match rng.usize(..13) {
+        0..=3 => rng.shuffle(jobs),
+        4..=7 => jobs.sort_by_key(|&j| std::cmp::Reverse(js[j].demand)),
+        8..=9 => jobs.sort_by_key(|&j| std::cmp::Reverse(far(j))),
+        10 => jobs.sort_by_key(|&j| far(j)),
+        11 => jobs.sort_by_key(|&j| js[j].windows[0].start),
+        _ => jobs
+            .sort_by_key(|&j| js[j].windows[js[j].windows.len() - 1].end - js[j].windows[0].start),
+    }
+}

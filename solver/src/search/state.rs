@@ -1,0 +1,159 @@
+//! The search's working plan: routes with their caches, where each job is, and
+//! which of its time windows each job currently uses.
+
+use super::penalties::Penalties;
+use super::route::RouteState;
+use super::segment::DurationSegment;
+use crate::model::Problem;
+use crate::solution::{Route, Solution};
+use crate::units::{Cost, Duration};
+
+pub const UNASSIGNED: usize = usize::MAX;
+
+#[derive(Clone, Debug)]
+pub struct SearchState {
+    pub routes: Vec<RouteState>,
+    /// Route index of each job, or [`UNASSIGNED`].
+    pub route_of: Vec<usize>,
+    /// Position of each job in its route (1-based; 0 and len+1 are the depots).
+    pub position_of: Vec<usize>,
+    /// Which window of the job the plan aims for (multi-window jobs choose at insertion).
+    pub window_of: Vec<usize>,
+    /// Stop segment of each job for its chosen window.
+    pub stops: Vec<DurationSegment>,
+}
+
+impl SearchState {
+    /// A plan with every job unassigned and no routes.
+    pub fn empty(problem: &Problem) -> Self {
+        let n = problem.jobs().len();
+        let mut s = Self {
+            routes: Vec::new(),
+            route_of: vec![UNASSIGNED; n],
+            position_of: vec![0; n],
+            window_of: vec![0; n],
+            stops: Vec::with_capacity(n),
+        };
+        for j in 0..n {
+            s.stops.push(stop_for(problem, j, 0));
+        }
+        s
+    }
+
+    /// Rebuilds route `r` after its `jobs` changed, stamping it with `step`.
+    pub fn refresh_route(&mut self, problem: &Problem, r: usize, step: u64) {
+        let route = &mut self.routes[r];
+        route.rebuild(problem, &self.stops);
+        route.modified_at = step;
+        for (k, &j) in route.jobs.iter().enumerate() {
+            self.route_of[j] = r;
+            self.position_of[j] = k + 1;
+        }
+    }
+
+    pub fn set_window(&mut self, problem: &Problem, job: usize, window: usize) {
+        self.window_of[job] = window;
+        self.stops[job] = stop_for(problem, job, window);
+    }
+
+    /// Takes `job` out of its route without rebuilding the route's caches.
+    pub fn detach(&mut self, job: usize) -> usize {
+        let r = self.route_of[job];
+        let route = &mut self.routes[r];
+        let p = route
+            .jobs
+            .iter()
+            .position(|&j| j == job)
+            .expect("job is in its route");
+        route.jobs.remove(p);
+        self.route_of[job] = UNASSIGNED;
+        r
+    }
+
+    pub fn route_cost(&self, problem: &Problem, r: usize, pen: &Penalties) -> Cost {
+        let route = &self.routes[r];
+        let vt = &problem.vehicle_types()[route.vehicle_type];
+        pen.route_cost(
+            vt,
+            route.len(),
+            route.distance(),
+            route.load(),
+            route.segment(),
+        )
+    }
+
+    pub fn cost(&self, problem: &Problem, pen: &Penalties) -> Cost {
+        (0..self.routes.len())
+            .map(|r| self.route_cost(problem, r, pen))
+            .sum()
+    }
+
+    pub fn time_warp(&self) -> Duration {
+        self.routes
+            .iter()
+            .filter(|r| !r.is_empty())
+            .map(|r| r.segment().time_warp)
+            .sum()
+    }
+
+    pub fn is_time_feasible(&self) -> bool {
+        self.time_warp() == Duration::ZERO
+    }
+
+    pub fn is_load_feasible(&self, problem: &Problem) -> bool {
+        self.routes
+            .iter()
+            .all(|r| r.load() <= problem.vehicle_types()[r.vehicle_type].capacity)
+    }
+
+    pub fn is_feasible(&self, problem: &Problem) -> bool {
+        self.is_time_feasible() && self.is_load_feasible(problem)
+    }
+
+    pub fn unassigned(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.route_of.len()).filter(|&j| self.route_of[j] == UNASSIGNED)
+    }
+
+    /// Drops empty routes, then keeps exactly one empty route per vehicle type that
+    /// still has a vehicle free, so moves can always open a new route.
+    pub fn normalise_routes(&mut self, problem: &Problem) {
+        self.routes.retain(|r| !r.is_empty());
+        let types = problem.vehicle_types();
+        let mut used = vec![0usize; types.len()];
+        for r in &self.routes {
+            used[r.vehicle_type] += 1;
+        }
+        for (k, vt) in types.iter().enumerate() {
+            if vt.count.is_none_or(|c| used[k] < c) {
+                self.routes.push(RouteState::new(problem, k));
+            }
+        }
+        for r in 0..self.routes.len() {
+            for (p, &j) in self.routes[r].jobs.iter().enumerate() {
+                self.route_of[j] = r;
+                self.position_of[j] = p + 1;
+            }
+        }
+    }
+
+    pub fn to_solution(&self) -> Solution {
+        Solution {
+            routes: self
+                .routes
+                .iter()
+                .filter(|r| !r.is_empty())
+                .map(|r| Route {
+                    vehicle_type: r.vehicle_type,
+                    jobs: r.jobs.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The stop segment of `job` aiming for its `window`-th time window.
+pub fn stop_for(problem: &Problem, job: usize, window: usize) -> DurationSegment {
+    let j = &problem.jobs()[job];
+    let w = j.windows[window];
+    DurationSegment::stop(j.location, j.service, w.start, w.end)
+}
