@@ -10,7 +10,9 @@ fn main() {
     let bks = |name: &str| -> f64 {
         bks_text
             .lines()
-            .find(|l| l.starts_with(&format!("{},", name.to_uppercase())) && l.contains("dimacs2021"))
+            .find(|l| {
+                l.starts_with(&format!("{},", name.to_uppercase())) && l.contains("dimacs2021")
+            })
             .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
             .unwrap_or(f64::NAN)
     };
@@ -46,5 +48,8 @@ fn main() {
             result.stats
         );
     }
-    println!("MEAN GAP {:.3}", gaps.iter().sum::<f64>() / gaps.len() as f64);
+    println!(
+        "MEAN GAP {:.3}",
+        gaps.iter().sum::<f64>() / gaps.len() as f64
+    );
 }

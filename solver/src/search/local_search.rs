@@ -97,12 +97,6 @@ impl LocalSearch {
         }
     }
 
-    pub fn clear(&mut self) {
-        for u in self.queue.drain(..) {
-            self.active[u] = false;
-        }
-    }
-
     fn activate(&mut self, u: usize) {
         if !self.active[u] {
             self.active[u] = true;

@@ -13,6 +13,8 @@ mod route;
 mod ruin;
 mod segment;
 mod state;
+#[cfg(test)]
+mod tests;
 
 pub use local_search::OperatorStats;
 

@@ -110,10 +110,6 @@ impl SearchState {
         self.is_time_feasible() && self.is_load_feasible(problem)
     }
 
-    pub fn unassigned(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..self.route_of.len()).filter(|&j| self.route_of[j] == UNASSIGNED)
-    }
-
     /// Drops empty routes, then keeps exactly one empty route per vehicle type that
     /// still has a vehicle free, so moves can always open a new route.
     pub fn normalise_routes(&mut self, problem: &Problem) {
