@@ -150,11 +150,7 @@ pub fn solve(problem: &Problem, config: &SolverConfig) -> SolveResult {
         for &j in removal.removed.iter().chain(&removal.boundary) {
             ls.activate_around(&candidate, j);
         }
-        if std::env::var("NOLS").is_err() {
-            ls.run(problem, &mut candidate, &pen, &mut rng, &[]);
-        } else {
-            ls.clear();
-        }
+        ls.run(problem, &mut candidate, &pen, &mut rng, &[]);
 
         let time_ok = candidate.is_time_feasible();
         let load_ok = candidate.is_load_feasible(problem);
