@@ -20,6 +20,8 @@
 //! - **time warp** = how far a route would have to travel back in time to meet its windows
 //!   (the search's measure of time-window infeasibility).
 
+#[doc(hidden)]
+pub mod bench_support;
 mod checker;
 mod model;
 mod search;

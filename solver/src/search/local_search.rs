@@ -412,7 +412,9 @@ impl LocalSearch {
         None
     }
 
-    /// Moves `u` alone into an empty route when its own route is infeasible.
+    /// Opens a new route: moves the tail after `u` into an empty route (2-opt* with an
+    /// empty route, which lets the fleet grow when longer routes cost more), and when
+    /// `u`'s route is infeasible, moves `u` alone into it.
     fn try_empty_route(
         &mut self,
         problem: &Problem,
@@ -421,28 +423,22 @@ impl LocalSearch {
         u: usize,
     ) -> bool {
         let r1 = state.route_of[u];
-        let seg = state.routes[r1].segment();
-        let vt = &problem.vehicle_types()[state.routes[r1].vehicle_type];
-        if seg.time_warp.get() == 0 && state.routes[r1].load() <= vt.capacity {
+        let Some(r2) = (0..state.routes.len()).find(|&r| state.routes[r].is_empty()) else {
             return false;
-        }
+        };
         let i = state.position_of[u];
-        for r2 in 0..state.routes.len() {
-            if !state.routes[r2].is_empty() {
-                continue;
-            }
-            let old = state.route_cost(problem, r1, pen);
+        let len1 = state.routes[r1].len();
+        let old = state.route_cost(problem, r1, pen);
+        let (e1, e2) = (state.routes[r1].end(), state.routes[r2].end());
+        if i < len1 {
             let m = Move {
                 routes: [r1, r2],
                 pieces: [
                     [
-                        Piece::Prefix {
-                            route: r1,
-                            to: i - 1,
-                        },
+                        Piece::Prefix { route: r1, to: i },
                         Piece::Suffix {
                             route: r1,
-                            from: i + 1,
+                            from: e1,
                         },
                         NONE,
                         NONE,
@@ -451,10 +447,13 @@ impl LocalSearch {
                         Piece::Prefix { route: r2, to: 0 },
                         Piece::Range {
                             route: r1,
-                            from: i,
-                            to: i,
+                            from: i + 1,
+                            to: len1,
                         },
-                        Piece::Suffix { route: r2, from: 1 },
+                        Piece::Suffix {
+                            route: r2,
+                            from: e2,
+                        },
                         NONE,
                     ],
                 ],
@@ -465,6 +464,47 @@ impl LocalSearch {
                 self.stats.to_empty_route += 1;
                 return self.apply(problem, state, m);
             }
+        }
+        let vt = &problem.vehicle_types()[state.routes[r1].vehicle_type];
+        if state.routes[r1].segment().time_warp.get() == 0 && state.routes[r1].load() <= vt.capacity
+        {
+            return false;
+        }
+        let m = Move {
+            routes: [r1, r2],
+            pieces: [
+                [
+                    Piece::Prefix {
+                        route: r1,
+                        to: i - 1,
+                    },
+                    Piece::Suffix {
+                        route: r1,
+                        from: i + 1,
+                    },
+                    NONE,
+                    NONE,
+                ],
+                [
+                    Piece::Prefix { route: r2, to: 0 },
+                    Piece::Range {
+                        route: r1,
+                        from: i,
+                        to: i,
+                    },
+                    Piece::Suffix {
+                        route: r2,
+                        from: e2,
+                    },
+                    NONE,
+                ],
+            ],
+            lens: [2, 3],
+            count: 2,
+        };
+        if self.improves(problem, state, pen, &m, old) {
+            self.stats.to_empty_route += 1;
+            return self.apply(problem, state, m);
         }
         false
     }

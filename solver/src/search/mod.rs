@@ -87,19 +87,21 @@ pub fn solve(problem: &Problem, config: &SolverConfig) -> SolveResult {
 
     let mut current = SearchState::empty(problem);
     current.normalise_routes(problem);
-    let pen = penalty_manager.penalties();
+    // Construction under prohibitive penalties, so the first plan is feasible whenever
+    // each job can be served alone; then a descent under the same penalties.
+    let strict = penalty_manager.penalties().scaled(1000);
     recreate(
         problem,
         &mut current,
         (0..n).collect(),
         ls.neighbours(),
-        &pen,
+        &strict,
         &recreate_params,
         ls.step,
         &mut rng,
     );
     let all: Vec<usize> = (0..n).collect();
-    ls.run(problem, &mut current, &pen, &mut rng, &all);
+    ls.run(problem, &mut current, &strict, &mut rng, &all);
     let mut best = Best::default();
     best.offer(problem, &current);
 
@@ -261,6 +263,114 @@ impl Best {
         if self.state.is_none() || cost < self.cost {
             self.state = Some(candidate.clone());
             self.cost = cost;
+        }
+    }
+}
+
+/// What [`crate::bench_support`] times.
+pub(crate) mod internals {
+    use super::local_search::LocalSearch;
+    use super::penalties::Penalties;
+    use super::pieces::{cost_of, Piece};
+    use super::recreate::{recreate, RecreateParams};
+    use super::state::SearchState;
+    use super::{initial_penalties, neighbours};
+    use crate::model::Problem;
+    use crate::units::Cost;
+
+    pub struct Evaluator {
+        state: SearchState,
+        neighbours: Vec<Vec<usize>>,
+        pen: Penalties,
+        seed: u64,
+    }
+
+    impl Evaluator {
+        pub fn new(problem: &Problem, seed: u64) -> Self {
+            let mut rng = fastrand::Rng::with_seed(seed);
+            let neighbours = neighbours::granular(problem, 40);
+            let pen = initial_penalties(problem).penalties();
+            let mut state = SearchState::empty(problem);
+            state.normalise_routes(problem);
+            let all = (0..problem.jobs().len()).collect();
+            recreate(
+                problem,
+                &mut state,
+                all,
+                &neighbours,
+                &pen,
+                &RecreateParams::default(),
+                1,
+                &mut rng,
+            );
+            Self {
+                state,
+                neighbours,
+                pen,
+                seed,
+            }
+        }
+
+        pub fn evaluate_relocates(&self, problem: &Problem) -> usize {
+            let s = &self.state;
+            let mut improving = 0;
+            for u in 0..self.neighbours.len() {
+                let (r1, i) = (s.route_of[u], s.position_of[u]);
+                for &v in &self.neighbours[u] {
+                    let (r2, j) = (s.route_of[v], s.position_of[v]);
+                    if r1 == r2 {
+                        continue;
+                    }
+                    let old =
+                        s.route_cost(problem, r1, &self.pen) + s.route_cost(problem, r2, &self.pen);
+                    let vt1 = s.routes[r1].vehicle_type;
+                    let vt2 = s.routes[r2].vehicle_type;
+                    let new: Cost = cost_of(
+                        problem,
+                        s,
+                        vt1,
+                        &[
+                            Piece::Prefix {
+                                route: r1,
+                                to: i - 1,
+                            },
+                            Piece::Suffix {
+                                route: r1,
+                                from: i + 1,
+                            },
+                        ],
+                        &self.pen,
+                    ) + cost_of(
+                        problem,
+                        s,
+                        vt2,
+                        &[
+                            Piece::Prefix { route: r2, to: j },
+                            Piece::Range {
+                                route: r1,
+                                from: i,
+                                to: i,
+                            },
+                            Piece::Suffix {
+                                route: r2,
+                                from: j + 1,
+                            },
+                        ],
+                        &self.pen,
+                    );
+                    improving += usize::from(new < old);
+                }
+            }
+            improving
+        }
+
+        pub fn local_search_pass(&self, problem: &Problem) -> Cost {
+            let mut rng = fastrand::Rng::with_seed(self.seed);
+            let mut state = self.state.clone();
+            let mut ls = LocalSearch::new(self.neighbours.clone());
+            let all: Vec<usize> = (0..problem.jobs().len()).collect();
+            ls.run(problem, &mut state, &self.pen, &mut rng, &all);
+            state.cost(problem, &self.pen)
         }
     }
 }
