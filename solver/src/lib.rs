@@ -23,6 +23,7 @@
 #[doc(hidden)]
 pub mod bench_support;
 mod checker;
+mod milp;
 mod model;
 mod search;
 mod solomon;
@@ -30,6 +31,11 @@ mod solution;
 pub mod units;
 
 pub use checker::{check, CheckReport, Violation};
+pub use milp::{
+    lower_bound, recombine, solve_exact, time_fixed_route, time_fixed_route_weighted, ExactResult,
+    FixedRouteTiming, MilpError, PoolRoute, Recombination, RecombinationOutcome, StopTiming,
+    TimingViolation, TimingWeights, MAX_EXACT_JOBS, MAX_LOWER_BOUND_JOBS, MILP_BACKEND,
+};
 pub use model::{Job, Location, Matrix, ModelError, Problem, TimeWindow, VehicleType};
 pub use search::{solve, SolveResult, SolverConfig};
 pub use solomon::{
