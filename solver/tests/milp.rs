@@ -437,3 +437,109 @@ fn heuristic_is_never_better_than_the_exact_optimum_and_usually_matches_it() {
     );
     assert!(rate >= 0.8, "match rate {rate}");
 }
+
+/// Random jobs with two windows each, some co-located with zero service and demand:
+/// exercises the window-choice binaries and the subtour guard on zero arcs.
+fn awkward_problem(seed: u64, jobs: usize) -> Problem {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let places = jobs / 2 + 1;
+    let xy: Vec<(i64, i64)> = (0..places)
+        .map(|_| (rng.i64(0..100), rng.i64(0..100)))
+        .collect();
+    let d = |i: usize, j: usize| (xy[i].0 - xy[j].0).abs() + (xy[i].1 - xy[j].1).abs();
+    let jobs = (0..jobs)
+        .map(|k| {
+            let first = rng.i64(0..300);
+            let second = first + rng.i64(60..400);
+            Job {
+                location: 1 + k % (places - 1),
+                service: Duration(if k % 3 == 0 { 0 } else { rng.i64(0..30) }),
+                demand: Load(if k % 3 == 0 { 0 } else { rng.i64(1..5) }),
+                windows: vec![
+                    TimeWindow::new(Duration(first), Duration(first + rng.i64(0..40))),
+                    TimeWindow::new(Duration(second), Duration(second + rng.i64(0..200))),
+                ],
+            }
+        })
+        .collect();
+    Problem::new(
+        Matrix::from_fn(places, |i, j| Distance(d(i, j))),
+        Matrix::from_fn(places, |i, j| Duration(d(i, j))),
+        vec![VehicleType::distance_only(
+            0,
+            TimeWindow::new(Duration(0), Duration(1000)),
+            Load(8),
+        )],
+        jobs,
+    )
+    .unwrap()
+}
+
+#[test]
+fn exact_model_matches_brute_force_with_two_windows_and_co_located_jobs() {
+    let mut feasible = 0;
+    for seed in 0..12 {
+        let problem = awkward_problem(300 + seed, 6);
+        let optimum = brute_force_optimum(&problem);
+        match (solve_exact(&problem, Wall::from_secs(20)), optimum) {
+            (Ok(exact), Some(optimum)) => {
+                feasible += 1;
+                assert!(exact.proven_optimal, "seed {seed}");
+                let report = check(&problem, &exact.solution, true);
+                assert!(report.is_feasible(), "seed {seed}: {:?}", report.violations);
+                assert_eq!(exact.cost, optimum, "seed {seed}");
+                let bound = lower_bound(&problem).unwrap();
+                assert!(bound <= optimum, "seed {seed}: bound {bound} > {optimum}");
+            }
+            (Err(MilpError::Infeasible), None) => {}
+            (exact, optimum) => panic!("seed {seed}: exact {exact:?}, brute force {optimum:?}"),
+        }
+    }
+    assert!(
+        feasible >= 6,
+        "only {feasible} feasible instances: a weak test"
+    );
+}
+
+#[test]
+fn fixed_order_timing_takes_the_first_window_still_open() {
+    // One job with windows [0, 5] and [100, 120], reached at 10: it waits for the second.
+    let vehicle =
+        VehicleType::distance_only(0, TimeWindow::new(Duration(0), Duration(1000)), Load(10));
+    let mut two = job(1, 5, 1, (0, 5));
+    two.windows
+        .push(TimeWindow::new(Duration(100), Duration(120)));
+    let problem = line_problem(&[0, 10, 20], vehicle, vec![two, job(2, 5, 1, (0, 50))]);
+    // Route [1, 0]: job 1 at 20 (window [0, 50]), then job 0 reached at 35 —
+    // after its first window, so it aims at the second and the route waits.
+    let timing = time_fixed_route(&problem, 0, &[1, 0]).unwrap();
+    assert!(timing.is_feasible(), "{:?}", timing.violations);
+    assert_eq!(timing.stops[1].window, 1);
+    assert_eq!(timing.stops[1].start, Duration(100));
+    // Leaving as late as job 1's window allows (start 50 at job 1) cuts the wait to 100 − 65.
+    assert_eq!(timing.departure, Duration(30));
+    assert_eq!(timing.total_waiting, Duration(35));
+}
+
+#[test]
+fn exact_model_is_right_when_the_matrix_breaks_the_triangle_inequality() {
+    // Depot → job 1 directly takes 100, but via job 0 (no service) only 20; job 1's
+    // window closes at 50, so it can only be served after job 0 (and the way back is long).
+    let t = [[0, 10, 100], [10, 0, 10], [100, 10, 0]];
+    let problem = Problem::new(
+        Matrix::from_fn(3, |i, j| Distance(t[i][j])),
+        Matrix::from_fn(3, |i, j| Duration(t[i][j])),
+        vec![VehicleType::distance_only(
+            0,
+            TimeWindow::new(Duration(0), Duration(1000)),
+            Load(10),
+        )],
+        vec![job(1, 0, 1, (0, 1000)), job(2, 0, 1, (0, 50))],
+    )
+    .unwrap();
+    let optimum = brute_force_optimum(&problem);
+    assert_eq!(optimum, Some(Cost(10 + 10 + 100)));
+    let exact = solve_exact(&problem, Wall::from_secs(5)).unwrap();
+    assert_eq!(Some(exact.cost), optimum);
+    assert!(lower_bound(&problem).unwrap() <= exact.cost);
+}

@@ -8,13 +8,16 @@
 //! minimise  Σ_(i,j) rate·dist_ij·x_ij + fixed·Σ_j x_sj
 //! s.t.      Σ_i x_ij = 1, Σ_k x_jk = 1                       every job j (in and out)
 //!           ⌈Σ q / Q⌉ ≤ Σ_j x_sj ≤ count                         vehicles used
+//!           T_j ≥ shift_start + time_sj − M_sj (1 − x_sj)         time from the start
 //!           T_j ≥ T_i + service_i + time_ij − M_ij (1 − x_ij)    time along arcs (big-M)
 //!           T_i + service_i + time_ie ≤ shift_end + M_ie (1 − x_ie)
 //!           earliest_j ≤ T_j ≤ latest_j  (one binary per window picks it if several)
 //!           u_j ≥ u_i + q_j − Q (1 − x_ij),  q_j ≤ u_j ≤ Q          load (MTZ), if it binds
 //! ```
 //!
-//! `M_ij` is the smallest value that makes the constraint void when `x_ij = 0`.
+//! `M_ij` is the smallest value that makes the constraint void when `x_ij = 0`
+//! (constraints that the bounds already imply are left out). The bounds use
+//! shortest travel times, since a matrix need not obey the triangle inequality.
 //! Time and load both grow along every arc with positive travel+service time or
 //! positive demand, which rules out subtours; arcs where both are zero get MTZ
 //! position constraints as well. Costs are the checker's: the objective counts
@@ -25,7 +28,7 @@ use super::backend::{is_one, Model};
 use super::MilpError;
 use crate::model::Problem;
 use crate::solution::{Route, Solution};
-use crate::units::Cost;
+use crate::units::{Cost, Duration};
 use good_lp::{variable, Expression, ProblemVariables, Variable};
 
 /// The largest problem [`solve_exact`] accepts. With microlp, up to 10 jobs are
@@ -169,6 +172,42 @@ fn supported(problem: &Problem) -> Result<(), MilpError> {
     Ok(())
 }
 
+/// Per job, the shortest travel time from the vehicle's start to it and from it to
+/// the vehicle's end, over paths through other jobs (their service ignored: a lower
+/// bound on any route's timing, which is all the pruning needs).
+fn shortest_times(problem: &Problem) -> (Vec<Duration>, Vec<Duration>) {
+    let vt = &problem.vehicle_types()[0];
+    let jobs = problem.jobs();
+    // Nodes: jobs 0..n, then start n, then end n + 1.
+    let n = jobs.len();
+    let place = |k: usize| match k {
+        k if k < n => jobs[k].location,
+        k if k == n => vt.start,
+        _ => vt.end,
+    };
+    let mut t: Vec<Vec<Duration>> = (0..n + 2)
+        .map(|a| {
+            (0..n + 2)
+                .map(|b| problem.duration(place(a), place(b)))
+                .collect()
+        })
+        .collect();
+    for k in 0..n {
+        for a in 0..n + 2 {
+            for b in 0..n + 2 {
+                let via = t[a][k] + t[k][b];
+                if via < t[a][b] {
+                    t[a][b] = via;
+                }
+            }
+        }
+    }
+    (
+        (0..n).map(|j| t[n][j]).collect(),
+        (0..n).map(|j| t[j][n + 1]).collect(),
+    )
+}
+
 /// The arc model and the variables needed to read its answer.
 struct ArcModel {
     model: Model,
@@ -193,15 +232,18 @@ impl ArcModel {
         let demand = |j: usize| jobs[j].demand.get() as f64;
 
         // Earliest and latest service start per job; prune what no route can do.
+        // Shortest travel times, because a matrix need not obey the triangle
+        // inequality (rounded Euclidean distances break it by one unit).
+        let (from_start, to_end) = shortest_times(problem);
         let mut earliest = vec![0.0; n];
         let mut latest = vec![0.0; n];
         for (j, job) in jobs.iter().enumerate() {
-            let arrival = vt.shift.start + problem.duration(vt.start, job.location);
+            let arrival = vt.shift.start + from_start[j];
             let Some(w) = job.windows.iter().find(|w| w.end >= arrival) else {
                 return Err(MilpError::Infeasible);
             };
             earliest[j] = arrival.max(w.start).get() as f64;
-            let last_start = vt.shift.end - job.service - problem.duration(job.location, vt.end);
+            let last_start = vt.shift.end - job.service - to_end[j];
             let Some(w) = job.windows.iter().rev().find(|w| w.start <= last_start) else {
                 return Err(MilpError::Infeasible);
             };
@@ -334,6 +376,15 @@ impl ArcModel {
                     let m = n as f64;
                     model.add((p[j] - p[i] - m * x).geq(1.0 - m));
                 }
+            }
+        }
+        for j in 0..n {
+            // Leaving at the shift start, by the direct arc (the bound `earliest`
+            // covers it unless a path through other jobs is quicker).
+            let direct = vt.shift.start.get() as f64 + time(vt.start, jobs[j].location);
+            let big_m = direct - earliest[j];
+            if big_m > 0.0 {
+                model.add((t[j] - big_m * from_start[j]).geq(direct - big_m));
             }
         }
         for i in 0..n {
