@@ -50,8 +50,8 @@ impl Default for SolverConfig {
             max_iterations: None,
             time_limit: Some(std::time::Duration::from_secs(10)),
             neighbours: 40,
-            start_temperature: 0.05,
-            end_temperature: 0.0005,
+            start_temperature: 0.2,
+            end_temperature: 0.002,
         }
     }
 }
