@@ -5,50 +5,12 @@
 //! generator of `tests/milp.rs`), its LP bound on larger ones, and set-partitioning
 //! recombination over pools of heuristic routes on the Solomon fixtures
 //! and on any further Solomon-format instances given (e.g. Gehring–Homberger).
+use despacho_solver::generate::random_vrptw as random_problem;
 use despacho_solver::{
-    check, lower_bound, read_solomon, recombine, solve, solve_exact, Cost, Distance, Duration, Job,
-    Load, Matrix, PoolRoute, Problem, Route, Solution, SolverConfig, TimeWindow, VehicleType,
-    MILP_BACKEND,
+    check, lower_bound, read_solomon, recombine, solve, solve_exact, Cost, PoolRoute, Problem,
+    Route, Solution, SolverConfig, MILP_BACKEND,
 };
 use std::time::{Duration as Wall, Instant};
-
-fn random_problem(seed: u64, jobs: usize, capacity: i64) -> Problem {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let n = jobs + 1;
-    let xy: Vec<(f64, f64)> = (0..n)
-        .map(|_| (rng.f64() * 100.0, rng.f64() * 100.0))
-        .collect();
-    let d = |i: usize, j: usize| {
-        let (dx, dy) = (xy[i].0 - xy[j].0, xy[i].1 - xy[j].1);
-        (10.0 * (dx * dx + dy * dy).sqrt()) as i64
-    };
-    let horizon = 5000;
-    let jobs = (1..n)
-        .map(|k| {
-            let start = rng.i64(d(0, k)..horizon - 2 * d(0, k) - 100);
-            Job {
-                location: k,
-                service: Duration(rng.i64(0..100)),
-                demand: Load(rng.i64(1..20)),
-                windows: vec![TimeWindow::new(
-                    Duration(start),
-                    Duration(start + rng.i64(50..1500)),
-                )],
-            }
-        })
-        .collect();
-    Problem::new(
-        Matrix::from_fn(n, |i, j| Distance(d(i, j))),
-        Matrix::from_fn(n, |i, j| Duration(d(i, j))),
-        vec![VehicleType::distance_only(
-            0,
-            TimeWindow::new(Duration(0), Duration(horizon)),
-            Load(capacity),
-        )],
-        jobs,
-    )
-    .unwrap()
-}
 
 fn heuristic(problem: &Problem, seed: u64, iterations: u64) -> (Solution, Cost) {
     let result = solve(

@@ -23,6 +23,7 @@
 #[doc(hidden)]
 pub mod bench_support;
 mod checker;
+pub mod generate;
 mod milp;
 mod model;
 mod search;

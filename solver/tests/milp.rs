@@ -1,6 +1,10 @@
 //! The MILP models (issue 4): set-partitioning recombination, the exact model and
 //! its bound, fixed-order timing. Every plan is judged by the independent checker.
 
+mod common;
+
+use common::brute_force_optimum;
+use despacho_solver::generate::random_vrptw as random_problem;
 use despacho_solver::{
     check, lower_bound, recombine, solve, solve_exact, time_fixed_route, Cost, Distance, Duration,
     Job, Load, Matrix, MilpError, PoolRoute, Problem, RecombinationOutcome, Route, Solution,
@@ -27,86 +31,6 @@ fn job(location: usize, service: i64, demand: i64, window: (i64, i64)) -> Job {
         service: Duration(service),
         demand: Load(demand),
         windows: vec![TimeWindow::new(Duration(window.0), Duration(window.1))],
-    }
-}
-
-/// Same generator as `tests/solve.rs`: random points, one window per job, one vehicle type.
-fn random_problem(seed: u64, jobs: usize, capacity: i64) -> Problem {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let n = jobs + 1;
-    let xy: Vec<(f64, f64)> = (0..n)
-        .map(|_| (rng.f64() * 100.0, rng.f64() * 100.0))
-        .collect();
-    let d = |i: usize, j: usize| {
-        let (dx, dy) = (xy[i].0 - xy[j].0, xy[i].1 - xy[j].1);
-        (10.0 * (dx * dx + dy * dy).sqrt()) as i64
-    };
-    let horizon = 5000;
-    let jobs = (1..n)
-        .map(|k| {
-            let start = rng.i64(d(0, k)..horizon - 2 * d(0, k) - 100);
-            Job {
-                location: k,
-                service: Duration(rng.i64(0..100)),
-                demand: Load(rng.i64(1..20)),
-                windows: vec![TimeWindow::new(
-                    Duration(start),
-                    Duration(start + rng.i64(50..1500)),
-                )],
-            }
-        })
-        .collect();
-    Problem::new(
-        Matrix::from_fn(n, |i, j| Distance(d(i, j))),
-        Matrix::from_fn(n, |i, j| Duration(d(i, j))),
-        vec![VehicleType::distance_only(
-            0,
-            TimeWindow::new(Duration(0), Duration(horizon)),
-            Load(capacity),
-        )],
-        jobs,
-    )
-    .unwrap()
-}
-
-/// The optimum by enumeration: every order of the jobs, every way to cut it into routes.
-fn brute_force_optimum(problem: &Problem) -> Option<Cost> {
-    let n = problem.jobs().len();
-    let mut best: Option<Cost> = None;
-    let mut perm: Vec<usize> = (0..n).collect();
-    permute(&mut perm, 0, &mut |p| {
-        for cuts in 0u32..(1 << (n - 1)) {
-            let mut routes = vec![Route {
-                vehicle_type: 0,
-                jobs: vec![p[0]],
-            }];
-            for k in 1..n {
-                if cuts & (1 << (k - 1)) != 0 {
-                    routes.push(Route {
-                        vehicle_type: 0,
-                        jobs: vec![],
-                    });
-                }
-                routes.last_mut().unwrap().jobs.push(p[k]);
-            }
-            let report = check(problem, &Solution { routes }, true);
-            if report.is_feasible() && best.is_none_or(|b| report.cost < b) {
-                best = Some(report.cost);
-            }
-        }
-    });
-    best
-}
-
-fn permute(v: &mut Vec<usize>, k: usize, f: &mut impl FnMut(&[usize])) {
-    if k == v.len() {
-        f(v);
-        return;
-    }
-    for i in k..v.len() {
-        v.swap(k, i);
-        permute(v, k + 1, f);
-        v.swap(k, i);
     }
 }
 

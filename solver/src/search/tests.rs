@@ -3,41 +3,12 @@
 use super::penalties::Penalties;
 use super::pieces::{assemble, jobs_of, Piece};
 use super::state::SearchState;
-use crate::model::{Job, Matrix, Problem, TimeWindow, VehicleType};
+use crate::model::Problem;
 use crate::units::{Distance, Duration, Load};
 use proptest::prelude::*;
 
-/// A random problem on a 100 x 100 grid with Solomon-like windows.
-pub fn random_problem(seed: u64, jobs: usize) -> Problem {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let n = jobs + 1;
-    let xy: Vec<(i64, i64)> = (0..n).map(|_| (rng.i64(0..100), rng.i64(0..100))).collect();
-    let d = Matrix::from_fn(n, |i, j| {
-        let (dx, dy) = ((xy[i].0 - xy[j].0) as f64, (xy[i].1 - xy[j].1) as f64);
-        (dx * dx + dy * dy).sqrt().floor() as i64
-    });
-    let horizon = 1000;
-    let jobs = (1..n)
-        .map(|k| {
-            let start = rng.i64(0..horizon - 200);
-            let width = rng.i64(10..300);
-            Job {
-                location: k,
-                service: Duration(rng.i64(0..30)),
-                demand: Load(rng.i64(1..20)),
-                windows: vec![TimeWindow::new(Duration(start), Duration(start + width))],
-            }
-        })
-        .collect();
-    let vehicle =
-        VehicleType::distance_only(0, TimeWindow::new(Duration(0), Duration(horizon)), Load(60));
-    Problem::new(
-        Matrix::from_fn(n, |i, j| Distance(d.get(i, j))),
-        Matrix::from_fn(n, |i, j| Duration(d.get(i, j))),
-        vec![vehicle],
-        jobs,
-    )
-    .unwrap()
+fn random_problem(seed: u64, jobs: usize) -> Problem {
+    crate::generate::random_vrptw(seed, jobs, 60)
 }
 
 /// Forward simulation with time warp: leave as early as possible, wait when early,
