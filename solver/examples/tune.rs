@@ -28,6 +28,9 @@ fn main() {
         if let Ok(v) = std::env::var("T0") {
             config.start_temperature = v.parse().unwrap();
         }
+        if let Ok(v) = std::env::var("RECOMBINE") {
+            config.recombine_every = Some(v.parse().unwrap());
+        }
         if let Ok(v) = std::env::var("TF") {
             config.end_temperature = v.parse().unwrap();
         }

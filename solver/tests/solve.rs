@@ -116,3 +116,18 @@ fn multi_window_jobs_are_served_inside_one_of_their_windows() {
         }]
     );
 }
+
+#[test]
+fn recombining_the_route_pool_keeps_plans_valid_and_costs_agreed() {
+    for seed in 0..4 {
+        let problem = random_problem(300 + seed, 40, 40);
+        let config = SolverConfig {
+            recombine_every: Some(25),
+            ..config(seed, 200)
+        };
+        let result = solve(&problem, &config);
+        let report = check(&problem, &result.solution, true);
+        assert!(report.is_feasible(), "seed {seed}: {:?}", report.violations);
+        assert_eq!(report.cost, result.cost, "seed {seed}");
+    }
+}

@@ -5,7 +5,7 @@
 //! ```text
 //! cargo run --release -p despacho-benches --bin vrptw -- \
 //!     --set solomon|homberger-200|homberger-1000 --seconds S [--instances R101,C201,...] \
-//!     [--seed N] [--iterations N] [--first-per-class] [--parallel P] [--data DIR] [--out DIR]
+//!     [--seed N] [--iterations N] [--recombine-every N] [--first-per-class] [--parallel P] [--data DIR] [--out DIR]
 //! ```
 //!
 //! Prints one table row per instance as it finishes, then a per-class summary, and
@@ -78,6 +78,10 @@ struct Args {
     /// Only the first instance (in natural order) of each class.
     #[arg(long)]
     first_per_class: bool,
+    /// Recombine the route pool with the set-partitioning MILP every N iterations
+    /// (and at the end); off by default, for the recombination ablation.
+    #[arg(long, value_name = "N")]
+    recombine_every: Option<u64>,
     /// Instances solved at once, each in its own thread (each solve is single-threaded).
     #[arg(long, value_name = "P", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(1..=256))]
@@ -219,6 +223,7 @@ fn solver_config(args: &Args) -> SolverConfig {
         seed: args.seed,
         max_iterations: args.iterations,
         time_limit: Some(Duration::from_secs_f64(args.seconds)),
+        recombine_every: args.recombine_every,
         ..SolverConfig::default()
     }
 }
@@ -382,12 +387,13 @@ fn write_results(
     );
     md.push_str(&format!(
         "- date: {}\n- host: {host} ({cores} cores)\n- solver commit: {}\n- seed: {}\n- iterations limit: {}\n\
-         - parallel solves: {}\n- instances: {}{}\n- reference: BKS, convention {DIMACS2021}; \
+         - recombination: {}\n- parallel solves: {}\n- instances: {}{}\n- reference: BKS, convention {DIMACS2021}; \
          every result checked with `check(problem, solution, require_all = true)`\n- rows: `{}`\n\n",
         now.format("%Y-%m-%d %H:%M %z"),
         git_commit().unwrap_or_else(|| "unknown".to_string()),
         args.seed,
         args.iterations.map_or_else(|| "none".to_string(), |n| n.to_string()),
+        args.recombine_every.map_or_else(|| "off".to_string(), |n| format!("every {n} iterations")),
         args.parallel,
         rows.len(),
         if args.first_per_class { " (first per class)" } else { "" },

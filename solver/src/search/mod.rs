@@ -10,6 +10,7 @@ mod penalties;
 mod pieces;
 mod recreate;
 mod route;
+mod route_pool;
 mod ruin;
 mod segment;
 mod state;
@@ -41,6 +42,9 @@ pub struct SolverConfig {
     /// Start and end temperature of the acceptance, as fractions of the average cost per job.
     pub start_temperature: f64,
     pub end_temperature: f64,
+    /// Every this many iterations (and once at the end), recombine the pool of routes
+    /// seen so far with a set-partitioning MILP. `None` turns recombination off.
+    pub recombine_every: Option<u64>,
 }
 
 impl Default for SolverConfig {
@@ -52,6 +56,7 @@ impl Default for SolverConfig {
             neighbours: 40,
             start_temperature: 0.2,
             end_temperature: 0.002,
+            recombine_every: None,
         }
     }
 }
@@ -104,6 +109,9 @@ pub fn solve(problem: &Problem, config: &SolverConfig) -> SolveResult {
     ls.run(problem, &mut current, &strict, &mut rng, &all);
     let mut best = Best::default();
     best.offer(problem, &current);
+    let mut pool = config
+        .recombine_every
+        .map(|_| route_pool::RoutePool::new(POOL_CAPACITY));
 
     let scale = (current
         .cost(
@@ -186,7 +194,18 @@ pub fn solve(problem: &Problem, config: &SolverConfig) -> SolveResult {
             current.cost(problem, &pen).get() as f64 - temperature * rng.f64().max(1e-12).ln();
         if (candidate.cost(problem, &pen).get() as f64) < threshold {
             current = candidate;
+            if let Some(pool) = pool.as_mut() {
+                pool.add_state(problem, &current);
+            }
         }
+        if let (Some(pool), Some(every)) = (pool.as_mut(), config.recombine_every) {
+            if iterations.is_multiple_of(every.max(1)) {
+                recombine_into(problem, pool, &mut best, &mut current, config);
+            }
+        }
+    }
+    if let Some(pool) = pool.as_mut() {
+        recombine_into(problem, pool, &mut best, &mut current, config);
     }
 
     let (solution, cost, feasible) = match best.state {
@@ -206,6 +225,32 @@ pub fn solve(problem: &Problem, config: &SolverConfig) -> SolveResult {
         iterations,
         elapsed: started.elapsed(),
         stats: ls.stats.clone(),
+    }
+}
+
+/// Routes kept for recombination (about 100 bytes plus the jobs each).
+const POOL_CAPACITY: usize = 20_000;
+
+/// Replaces the best plan (and the current one) by the pool's recombination when cheaper.
+fn recombine_into(
+    problem: &Problem,
+    pool: &mut route_pool::RoutePool,
+    best: &mut Best,
+    current: &mut SearchState,
+    config: &SolverConfig,
+) {
+    let Some(incumbent) = best.state.as_ref() else {
+        return;
+    };
+    // A small slice of the budget: recombination must not eat the search's time.
+    let limit = config
+        .time_limit
+        .map_or(std::time::Duration::from_secs(1), |t| {
+            (t / 50).min(std::time::Duration::from_secs(2))
+        });
+    if let Some(better) = pool.recombine(problem, incumbent, limit) {
+        best.offer(problem, &better);
+        *current = better;
     }
 }
 

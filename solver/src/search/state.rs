@@ -40,6 +40,36 @@ impl SearchState {
         s
     }
 
+    /// The plan of `solution`, each job aiming for the first window still open when
+    /// the route reaches it (the earliest-start rule the checker also uses).
+    pub fn from_solution(problem: &Problem, solution: &Solution) -> Self {
+        let mut state = Self::empty(problem);
+        for route in solution.routes.iter().filter(|r| !r.jobs.is_empty()) {
+            let vt = &problem.vehicle_types()[route.vehicle_type];
+            let (mut t, mut at) = (vt.shift.start, vt.start);
+            for &j in &route.jobs {
+                let job = &problem.jobs()[j];
+                t += problem.duration(at, job.location);
+                let w = job
+                    .windows
+                    .iter()
+                    .position(|w| t <= w.end)
+                    .unwrap_or(job.windows.len() - 1);
+                state.set_window(problem, j, w);
+                t = t.max(job.windows[w].start) + job.service;
+                at = job.location;
+            }
+            let mut r = RouteState::new(problem, route.vehicle_type);
+            r.jobs = route.jobs.clone();
+            state.routes.push(r);
+        }
+        for r in 0..state.routes.len() {
+            state.refresh_route(problem, r, 0);
+        }
+        state.normalise_routes(problem);
+        state
+    }
+
     /// Rebuilds route `r` after its `jobs` changed, stamping it with `step`.
     pub fn refresh_route(&mut self, problem: &Problem, r: usize, step: u64) {
         let route = &mut self.routes[r];
