@@ -200,12 +200,12 @@ pub fn solve(problem: &Problem, config: &SolverConfig) -> SolveResult {
         }
         if let (Some(pool), Some(every)) = (pool.as_mut(), config.recombine_every) {
             if iterations.is_multiple_of(every.max(1)) {
-                recombine_into(problem, pool, &mut best, &mut current, config);
+                recombine_into(problem, pool, &mut best, &mut current, config, started);
             }
         }
     }
     if let Some(pool) = pool.as_mut() {
-        recombine_into(problem, pool, &mut best, &mut current, config);
+        recombine_into(problem, pool, &mut best, &mut current, config, started);
     }
 
     let (solution, cost, feasible) = match best.state {
@@ -238,15 +238,20 @@ fn recombine_into(
     best: &mut Best,
     current: &mut SearchState,
     config: &SolverConfig,
+    started: Instant,
 ) {
     let Some(incumbent) = best.state.as_ref() else {
         return;
     };
-    // A small slice of the budget: recombination must not eat the search's time.
+    // A small slice of the budget, and never far past its end: recombination must
+    // not eat the search's time.
     let limit = config
         .time_limit
         .map_or(std::time::Duration::from_secs(1), |t| {
-            (t / 50).min(std::time::Duration::from_secs(2))
+            let left = t.saturating_sub(started.elapsed());
+            (t / 50)
+                .min(std::time::Duration::from_secs(2))
+                .min(left.max(std::time::Duration::from_millis(100)))
         });
     if let Some(better) = pool.recombine(problem, incumbent, limit) {
         best.offer(problem, &better);
