@@ -37,11 +37,11 @@ pub struct LocalSearch {
 }
 
 /// A priced move: the new content of one or two routes.
-struct Move {
-    routes: [usize; 2],
-    pieces: [[Piece; 4]; 2],
-    lens: [usize; 2],
-    count: usize,
+pub(crate) struct Move {
+    pub(crate) routes: [usize; 2],
+    pub(crate) pieces: [[Piece; 4]; 2],
+    pub(crate) lens: [usize; 2],
+    pub(crate) count: usize,
 }
 
 impl LocalSearch {
@@ -147,38 +147,7 @@ impl LocalSearch {
                 break;
             }
             for t in [j, j - 1] {
-                let m = Move {
-                    routes: [r1, r2],
-                    pieces: [
-                        [
-                            Piece::Prefix {
-                                route: r1,
-                                to: i - 1,
-                            },
-                            Piece::Suffix {
-                                route: r1,
-                                from: i + k,
-                            },
-                            NONE,
-                            NONE,
-                        ],
-                        [
-                            Piece::Prefix { route: r2, to: t },
-                            Piece::Range {
-                                route: r1,
-                                from: i,
-                                to: i + k - 1,
-                            },
-                            Piece::Suffix {
-                                route: r2,
-                                from: t + 1,
-                            },
-                            NONE,
-                        ],
-                    ],
-                    lens: [2, 3],
-                    count: 2,
-                };
+                let m = Move::relocate(r1, i, k, r2, t);
                 if self.improves(problem, state, pen, &m, old) {
                     self.stats.relocate += 1;
                     return self.apply(problem, state, m);
@@ -470,38 +439,7 @@ impl LocalSearch {
         {
             return false;
         }
-        let m = Move {
-            routes: [r1, r2],
-            pieces: [
-                [
-                    Piece::Prefix {
-                        route: r1,
-                        to: i - 1,
-                    },
-                    Piece::Suffix {
-                        route: r1,
-                        from: i + 1,
-                    },
-                    NONE,
-                    NONE,
-                ],
-                [
-                    Piece::Prefix { route: r2, to: 0 },
-                    Piece::Range {
-                        route: r1,
-                        from: i,
-                        to: i,
-                    },
-                    Piece::Suffix {
-                        route: r2,
-                        from: e2,
-                    },
-                    NONE,
-                ],
-            ],
-            lens: [2, 3],
-            count: 2,
-        };
+        let m = Move::relocate(r1, i, 1, r2, 0);
         if self.improves(problem, state, pen, &m, old) {
             self.stats.to_empty_route += 1;
             return self.apply(problem, state, m);
@@ -558,6 +496,45 @@ impl LocalSearch {
             state.normalise_routes(problem);
         }
         true
+    }
+}
+
+impl Move {
+    /// Relocate (k = 1) or or-opt (k = 2, 3): the chain at positions `i..i+k-1` of
+    /// route `r1` moves to route `r2`, after position `t`.
+    pub(crate) fn relocate(r1: usize, i: usize, k: usize, r2: usize, t: usize) -> Self {
+        Move {
+            routes: [r1, r2],
+            pieces: [
+                [
+                    Piece::Prefix {
+                        route: r1,
+                        to: i - 1,
+                    },
+                    Piece::Suffix {
+                        route: r1,
+                        from: i + k,
+                    },
+                    NONE,
+                    NONE,
+                ],
+                [
+                    Piece::Prefix { route: r2, to: t },
+                    Piece::Range {
+                        route: r1,
+                        from: i,
+                        to: i + k - 1,
+                    },
+                    Piece::Suffix {
+                        route: r2,
+                        from: t + 1,
+                    },
+                    NONE,
+                ],
+            ],
+            lens: [2, 3],
+            count: 2,
+        }
     }
 }
 

@@ -320,8 +320,9 @@ impl Best {
 /// What [`crate::bench_support`] times.
 pub(crate) mod internals {
     use super::local_search::LocalSearch;
+    use super::local_search::Move;
     use super::penalties::Penalties;
-    use super::pieces::{cost_of, Piece};
+    use super::pieces::cost_of;
     use super::recreate::{recreate, RecreateParams};
     use super::state::SearchState;
     use super::{initial_penalties, neighbours};
@@ -373,41 +374,13 @@ pub(crate) mod internals {
                     }
                     let old =
                         s.route_cost(problem, r1, &self.pen) + s.route_cost(problem, r2, &self.pen);
-                    let vt1 = s.routes[r1].vehicle_type;
-                    let vt2 = s.routes[r2].vehicle_type;
-                    let new: Cost = cost_of(
-                        problem,
-                        s,
-                        vt1,
-                        &[
-                            Piece::Prefix {
-                                route: r1,
-                                to: i - 1,
-                            },
-                            Piece::Suffix {
-                                route: r1,
-                                from: i + 1,
-                            },
-                        ],
-                        &self.pen,
-                    ) + cost_of(
-                        problem,
-                        s,
-                        vt2,
-                        &[
-                            Piece::Prefix { route: r2, to: j },
-                            Piece::Range {
-                                route: r1,
-                                from: i,
-                                to: i,
-                            },
-                            Piece::Suffix {
-                                route: r2,
-                                from: j + 1,
-                            },
-                        ],
-                        &self.pen,
-                    );
+                    let m = Move::relocate(r1, i, 1, r2, j);
+                    let new: Cost = (0..m.count)
+                        .map(|k| {
+                            let route = s.routes[m.routes[k]].vehicle_type;
+                            cost_of(problem, s, route, &m.pieces[k][..m.lens[k]], &self.pen)
+                        })
+                        .sum();
                     improving += usize::from(new < old);
                 }
             }
