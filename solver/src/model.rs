@@ -244,6 +244,29 @@ impl Problem {
     pub fn vehicle_types(&self) -> &[VehicleType] {
         &self.vehicle_types
     }
+    /// Per job of a route in this order, the index of the window its earliest schedule
+    /// aims at: the first window still open on arrival (leaving at the shift start).
+    /// Starting each service as early as possible never hurts later stops, so this is
+    /// the window choice that keeps the route feasible whenever any choice does.
+    pub fn earliest_start_windows(&self, vehicle_type: usize, jobs: &[usize]) -> Vec<usize> {
+        let vt = &self.vehicle_types[vehicle_type];
+        let (mut t, mut at) = (vt.shift.start, vt.start);
+        jobs.iter()
+            .map(|&j| {
+                let job = &self.jobs[j];
+                t += self.duration(at, job.location);
+                let w = job
+                    .windows
+                    .iter()
+                    .position(|w| t <= w.end)
+                    .unwrap_or(job.windows.len() - 1);
+                t = t.max(job.windows[w].start) + job.service;
+                at = job.location;
+                w
+            })
+            .collect()
+    }
+
     pub fn num_locations(&self) -> usize {
         self.distances.size()
     }

@@ -149,7 +149,7 @@ pub fn time_fixed_route_weighted(
         });
     }
 
-    let windows = earliest_start_windows(problem, vehicle_type, jobs);
+    let windows = problem.earliest_start_windows(vehicle_type, jobs);
     let at_shift_start = simulate(
         problem,
         vehicle_type,
@@ -168,30 +168,6 @@ pub fn time_fixed_route_weighted(
     } else {
         at_shift_start
     })
-}
-
-/// Per stop, the window index the earliest schedule aims at.
-fn earliest_start_windows(problem: &Problem, vehicle_type: usize, jobs: &[usize]) -> Vec<usize> {
-    let vt = &problem.vehicle_types()[vehicle_type];
-    let mut t = vt.shift.start;
-    let mut at = vt.start;
-    let mut chosen = Vec::with_capacity(jobs.len());
-    for &j in jobs {
-        let job = &problem.jobs()[j];
-        t += problem.duration(at, job.location);
-        let w = job
-            .windows
-            .iter()
-            .position(|w| t <= w.end)
-            .unwrap_or(job.windows.len().saturating_sub(1));
-        if let Some(window) = job.windows.get(w) {
-            t = t.max(window.start);
-        }
-        t += job.service;
-        at = job.location;
-        chosen.push(w);
-    }
-    chosen
 }
 
 /// The departure time of the LP optimum.

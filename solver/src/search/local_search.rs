@@ -204,70 +204,8 @@ impl LocalSearch {
             }
         }
         // two_opt_star: u then v's successor, and u then v.
-        let compatible = ends_compatible(problem, state, r1, r2);
         for t in [j, j - 1] {
-            let m = if compatible {
-                Move {
-                    routes: [r1, r2],
-                    pieces: [
-                        [
-                            Piece::Prefix { route: r1, to: i },
-                            Piece::Suffix {
-                                route: r2,
-                                from: t + 1,
-                            },
-                            NONE,
-                            NONE,
-                        ],
-                        [
-                            Piece::Prefix { route: r2, to: t },
-                            Piece::Suffix {
-                                route: r1,
-                                from: i + 1,
-                            },
-                            NONE,
-                            NONE,
-                        ],
-                    ],
-                    lens: [2, 2],
-                    count: 2,
-                }
-            } else {
-                let (e1, e2) = (state.routes[r1].end(), state.routes[r2].end());
-                Move {
-                    routes: [r1, r2],
-                    pieces: [
-                        [
-                            Piece::Prefix { route: r1, to: i },
-                            Piece::Range {
-                                route: r2,
-                                from: t + 1,
-                                to: len2,
-                            },
-                            Piece::Suffix {
-                                route: r1,
-                                from: e1,
-                            },
-                            NONE,
-                        ],
-                        [
-                            Piece::Prefix { route: r2, to: t },
-                            Piece::Range {
-                                route: r1,
-                                from: i + 1,
-                                to: len1,
-                            },
-                            Piece::Suffix {
-                                route: r2,
-                                from: e2,
-                            },
-                            NONE,
-                        ],
-                    ],
-                    lens: [3, 3],
-                    count: 2,
-                }
-            };
+            let m = Move::two_opt_star(problem, state, r1, i, r2, t);
             if self.improves(problem, state, pen, &m, old) {
                 self.stats.two_opt_star += 1;
                 return self.apply(problem, state, m);
@@ -398,37 +336,9 @@ impl LocalSearch {
         let i = state.position_of[u];
         let len1 = state.routes[r1].len();
         let old = state.route_cost(problem, r1, pen);
-        let (e1, e2) = (state.routes[r1].end(), state.routes[r2].end());
         if i < len1 {
-            let m = Move {
-                routes: [r1, r2],
-                pieces: [
-                    [
-                        Piece::Prefix { route: r1, to: i },
-                        Piece::Suffix {
-                            route: r1,
-                            from: e1,
-                        },
-                        NONE,
-                        NONE,
-                    ],
-                    [
-                        Piece::Prefix { route: r2, to: 0 },
-                        Piece::Range {
-                            route: r1,
-                            from: i + 1,
-                            to: len1,
-                        },
-                        Piece::Suffix {
-                            route: r2,
-                            from: e2,
-                        },
-                        NONE,
-                    ],
-                ],
-                lens: [2, 3],
-                count: 2,
-            };
+            // 2-opt* with the empty route: the tail after u moves to a new route.
+            let m = Move::two_opt_star(problem, state, r1, i, r2, 0);
             if self.improves(problem, state, pen, &m, old) {
                 self.stats.to_empty_route += 1;
                 return self.apply(problem, state, m);
@@ -500,6 +410,81 @@ impl LocalSearch {
 }
 
 impl Move {
+    /// 2-opt*: route `r1` keeps positions `0..=i` and takes route `r2`'s jobs after `t`;
+    /// `r2` keeps `0..=t` and takes `r1`'s jobs after `i`. Each keeps its own end depot
+    /// (suffixes are exchanged whole when both vehicles end alike).
+    pub(crate) fn two_opt_star(
+        problem: &Problem,
+        state: &SearchState,
+        r1: usize,
+        i: usize,
+        r2: usize,
+        t: usize,
+    ) -> Self {
+        if ends_compatible(problem, state, r1, r2) {
+            return Move {
+                routes: [r1, r2],
+                pieces: [
+                    [
+                        Piece::Prefix { route: r1, to: i },
+                        Piece::Suffix {
+                            route: r2,
+                            from: t + 1,
+                        },
+                        NONE,
+                        NONE,
+                    ],
+                    [
+                        Piece::Prefix { route: r2, to: t },
+                        Piece::Suffix {
+                            route: r1,
+                            from: i + 1,
+                        },
+                        NONE,
+                        NONE,
+                    ],
+                ],
+                lens: [2, 2],
+                count: 2,
+            };
+        }
+        let (len1, len2) = (state.routes[r1].len(), state.routes[r2].len());
+        let (e1, e2) = (state.routes[r1].end(), state.routes[r2].end());
+        Move {
+            routes: [r1, r2],
+            pieces: [
+                [
+                    Piece::Prefix { route: r1, to: i },
+                    Piece::Range {
+                        route: r2,
+                        from: t + 1,
+                        to: len2,
+                    },
+                    Piece::Suffix {
+                        route: r1,
+                        from: e1,
+                    },
+                    NONE,
+                ],
+                [
+                    Piece::Prefix { route: r2, to: t },
+                    Piece::Range {
+                        route: r1,
+                        from: i + 1,
+                        to: len1,
+                    },
+                    Piece::Suffix {
+                        route: r2,
+                        from: e2,
+                    },
+                    NONE,
+                ],
+            ],
+            lens: [3, 3],
+            count: 2,
+        }
+    }
+
     /// Relocate (k = 1) or or-opt (k = 2, 3): the chain at positions `i..i+k-1` of
     /// route `r1` moves to route `r2`, after position `t`.
     pub(crate) fn relocate(r1: usize, i: usize, k: usize, r2: usize, t: usize) -> Self {

@@ -45,19 +45,9 @@ impl SearchState {
     pub fn from_solution(problem: &Problem, solution: &Solution) -> Self {
         let mut state = Self::empty(problem);
         for route in solution.routes.iter().filter(|r| !r.jobs.is_empty()) {
-            let vt = &problem.vehicle_types()[route.vehicle_type];
-            let (mut t, mut at) = (vt.shift.start, vt.start);
-            for &j in &route.jobs {
-                let job = &problem.jobs()[j];
-                t += problem.duration(at, job.location);
-                let w = job
-                    .windows
-                    .iter()
-                    .position(|w| t <= w.end)
-                    .unwrap_or(job.windows.len() - 1);
+            let windows = problem.earliest_start_windows(route.vehicle_type, &route.jobs);
+            for (&j, w) in route.jobs.iter().zip(windows) {
                 state.set_window(problem, j, w);
-                t = t.max(job.windows[w].start) + job.service;
-                at = job.location;
             }
             let mut r = RouteState::new(problem, route.vehicle_type);
             r.jobs = route.jobs.clone();
