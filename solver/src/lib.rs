@@ -26,6 +26,7 @@ mod checker;
 pub mod generate;
 mod milp;
 mod model;
+mod rules;
 mod search;
 mod solomon;
 mod solution;
@@ -37,8 +38,12 @@ pub use milp::{
     FixedRouteTiming, MilpError, PoolRoute, Recombination, RecombinationOutcome, StopTiming,
     TimingViolation, TimingWeights, MAX_EXACT_JOBS, MAX_LOWER_BOUND_JOBS, MILP_BACKEND,
 };
+pub use rules::{BreakSpec, JobRules, Rules, VehicleRules};
 pub use model::{Job, Location, Matrix, ModelError, Problem, TimeWindow, VehicleType};
-pub use search::{solve, SolveResult, SolverConfig};
+pub use search::{
+    schedule_route, solve, RouteEval, RouteSchedule, ScheduledBreak, ScheduledStop, SolveResult,
+    SolverConfig,
+};
 pub use solomon::{
     parse_solomon, read_solomon, SolomonError, SolomonInstance, SCALE as SOLOMON_SCALE,
 };

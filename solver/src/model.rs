@@ -3,6 +3,7 @@
 //! This is the routing core that the field-service model builds on. A [`Problem`]
 //! is validated once by [`Problem::new`]; the search never checks its input again.
 
+use crate::rules::{Compatibility, Rules};
 use crate::units::{Distance, Duration, Load};
 use serde::{Deserialize, Serialize};
 
@@ -130,6 +131,17 @@ pub enum ModelError {
     NoVehicles,
     #[error("matrix entry ({from}, {to}) is negative")]
     NegativeTravel { from: usize, to: usize },
+    #[error("rules cover {jobs} jobs and {vehicles} vehicle types, the problem has {expected_jobs} and {expected_vehicles}")]
+    RulesShape {
+        jobs: usize,
+        expected_jobs: usize,
+        vehicles: usize,
+        expected_vehicles: usize,
+    },
+    #[error("travel from location {location} to itself must be zero under field rules")]
+    NonZeroDiagonal { location: usize },
+    #[error("{what} refers to vehicle type {vehicle_type}, which does not exist")]
+    UnknownVehicleType { what: String, vehicle_type: usize },
 }
 
 /// A validated routing problem.
@@ -139,6 +151,7 @@ pub struct Problem {
     durations: Matrix<Duration>,
     vehicle_types: Vec<VehicleType>,
     jobs: Vec<Job>,
+    rules: Option<Box<(Rules, Compatibility)>>,
 }
 
 impl Problem {
@@ -227,7 +240,49 @@ impl Problem {
             durations,
             vehicle_types,
             jobs,
+            rules: None,
         })
+    }
+
+    /// The same problem with field-service rules (see [`Rules`]).
+    pub fn with_rules(mut self, rules: Rules) -> Result<Self, ModelError> {
+        // Breaks are priced as stops at the previous place (route_eval), which needs
+        // staying in place to take no time.
+        for i in 0..self.num_locations() {
+            if self.duration(i, i) != Duration::ZERO || self.distance(i, i) != Distance::ZERO {
+                return Err(ModelError::NonZeroDiagonal { location: i });
+            }
+        }
+        let prepared = rules.prepare(self.jobs.len(), self.vehicle_types.len(), |_, w| {
+            w.start <= w.end
+        })?;
+        self.rules = Some(Box::new(prepared));
+        Ok(self)
+    }
+
+    /// The field-service rules, if any.
+    #[inline]
+    pub fn rules(&self) -> Option<&Rules> {
+        self.rules.as_deref().map(|(r, _)| r)
+    }
+
+    /// Whether vehicle type `vt` may serve `job` (always, without rules).
+    #[inline]
+    pub fn allows(&self, job: usize, vt: usize) -> bool {
+        self.rules
+            .as_deref()
+            .is_none_or(|(_, c)| c.allows(job, vt))
+    }
+
+    /// Service duration of `job` when vehicle type `vt` serves it.
+    #[inline]
+    pub fn service_on(&self, job: usize, vt: usize) -> Duration {
+        if let Some((r, _)) = self.rules.as_deref() {
+            if let Some(&(_, s)) = r.jobs[job].service_on.iter().find(|&&(v, _)| v == vt) {
+                return s;
+            }
+        }
+        self.jobs[job].service
     }
 
     #[inline]
@@ -260,7 +315,7 @@ impl Problem {
                     .iter()
                     .position(|w| t <= w.end)
                     .unwrap_or(job.windows.len() - 1);
-                t = t.max(job.windows[w].start) + job.service;
+                t = t.max(job.windows[w].start) + self.service_on(j, vehicle_type);
                 at = job.location;
                 w
             })

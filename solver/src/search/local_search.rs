@@ -330,29 +330,37 @@ impl LocalSearch {
         u: usize,
     ) -> bool {
         let r1 = state.route_of[u];
-        let Some(r2) = (0..state.routes.len()).find(|&r| state.routes[r].is_empty()) else {
-            return false;
-        };
+        // Under field rules each technician-day is its own vehicle type, so a few empty
+        // routes whose technician may do `u` are tried (cheapest to look at: the first).
+        let empty: Vec<usize> = (0..state.routes.len())
+            .filter(|&r| {
+                state.routes[r].is_empty()
+                    && problem.allows(u, state.routes[r].vehicle_type)
+            })
+            .take(EMPTY_ROUTES_TRIED)
+            .collect();
         let i = state.position_of[u];
         let len1 = state.routes[r1].len();
         let old = state.route_cost(problem, r1, pen);
-        if i < len1 {
-            // 2-opt* with the empty route: the tail after u moves to a new route.
-            let m = Move::two_opt_star(problem, state, r1, i, r2, 0);
+        let broken = state.routes[r1].time_warp().get() != 0
+            || !state.routes[r1].is_load_feasible(problem);
+        for r2 in empty {
+            if i < len1 {
+                // 2-opt* with the empty route: the tail after u moves to a new route.
+                let m = Move::two_opt_star(problem, state, r1, i, r2, 0);
+                if self.improves(problem, state, pen, &m, old) {
+                    self.stats.to_empty_route += 1;
+                    return self.apply(problem, state, m);
+                }
+            }
+            if !broken {
+                continue;
+            }
+            let m = Move::relocate(r1, i, 1, r2, 0);
             if self.improves(problem, state, pen, &m, old) {
                 self.stats.to_empty_route += 1;
                 return self.apply(problem, state, m);
             }
-        }
-        let vt = &problem.vehicle_types()[state.routes[r1].vehicle_type];
-        if state.routes[r1].segment().time_warp.get() == 0 && state.routes[r1].load() <= vt.capacity
-        {
-            return false;
-        }
-        let m = Move::relocate(r1, i, 1, r2, 0);
-        if self.improves(problem, state, pen, &m, old) {
-            self.stats.to_empty_route += 1;
-            return self.apply(problem, state, m);
         }
         false
     }
@@ -522,6 +530,9 @@ impl Move {
         }
     }
 }
+
+/// Empty routes tried per job when opening a new route.
+const EMPTY_ROUTES_TRIED: usize = 3;
 
 const NONE: Piece = Piece::Range {
     route: 0,

@@ -10,6 +10,7 @@ mod penalties;
 mod pieces;
 mod recreate;
 mod route;
+mod route_eval;
 mod route_pool;
 mod ruin;
 mod segment;
@@ -18,6 +19,21 @@ mod state;
 mod tests;
 
 pub use local_search::OperatorStats;
+pub use route_eval::{RouteEval, RouteSchedule, ScheduledBreak, ScheduledStop};
+
+/// The timed schedule of `jobs` served in this order by `vehicle_type`, exactly as the
+/// search prices it (break placement, window choice, SLA lateness), with its cost parts.
+/// `None` when the problem has no field rules.
+pub fn schedule_route(
+    problem: &Problem,
+    vehicle_type: usize,
+    jobs: &[usize],
+) -> Option<(RouteSchedule, RouteEval)> {
+    problem.rules()?;
+    let mut schedule = RouteSchedule::default();
+    let eval = route_eval::evaluate(problem, vehicle_type, jobs, Some(&mut schedule));
+    Some((schedule, eval))
+}
 
 use crate::model::Problem;
 use crate::solution::Solution;
@@ -109,12 +125,14 @@ pub fn solve(problem: &Problem, config: &SolverConfig) -> SolveResult {
     ls.run(problem, &mut current, &strict, &mut rng, &all);
     let mut best = Best::default();
     best.offer(problem, &current);
+    // Set partitioning must cover every job, which optional jobs do not allow.
     let mut pool = config
         .recombine_every
+        .filter(|_| problem.rules().is_none())
         .map(|_| route_pool::RoutePool::new(POOL_CAPACITY));
 
     let scale = (current
-        .cost(
+        .routes_cost(
             problem,
             &Penalties {
                 time_warp: 0,
@@ -146,10 +164,12 @@ pub fn solve(problem: &Problem, config: &SolverConfig) -> SolveResult {
             candidate.refresh_route(problem, r, ls.step);
         }
         candidate.normalise_routes(problem);
+        let mut reinsert = removal.removed.clone();
+        retry_unassigned(&candidate, &removal.removed, &mut reinsert, &mut rng);
         recreate(
             problem,
             &mut candidate,
-            removal.removed.clone(),
+            reinsert,
             ls.neighbours(),
             &pen,
             &recreate_params,
@@ -226,6 +246,26 @@ pub fn solve(problem: &Problem, config: &SolverConfig) -> SolveResult {
         elapsed: started.elapsed(),
         stats: ls.stats.clone(),
     }
+}
+
+/// Adds a few of the plan's unplanned optional jobs (not just ruined) to `reinsert`,
+/// so that jobs left out earlier get another chance as the plan changes.
+fn retry_unassigned(
+    state: &SearchState,
+    removed: &[usize],
+    reinsert: &mut Vec<usize>,
+    rng: &mut fastrand::Rng,
+) {
+    let mut out: Vec<usize> = state
+        .unassigned()
+        .filter(|j| !removed.contains(j))
+        .collect();
+    if out.is_empty() {
+        return;
+    }
+    let take = removed.len().max(5).min(out.len());
+    rng.shuffle(&mut out);
+    reinsert.extend_from_slice(&out[..take]);
 }
 
 /// Routes kept for recombination (about 100 bytes plus the jobs each).

@@ -6,6 +6,7 @@
 //! order, so operators cannot disagree with how they are evaluated or applied.
 
 use super::penalties::Penalties;
+use super::route_eval::evaluate;
 use super::segment::DurationSegment;
 use super::state::SearchState;
 use crate::model::Problem;
@@ -186,6 +187,14 @@ pub fn cost_of(
     pieces: &[Piece],
     pen: &Penalties,
 ) -> Cost {
+    if problem.rules().is_some() {
+        return JOBS.with(|cell| {
+            let mut jobs = cell.borrow_mut();
+            jobs.clear();
+            jobs_into(state, pieces, &mut jobs);
+            evaluate(problem, vehicle_type, &jobs, None).cost(pen.time_warp, pen.excess_load)
+        });
+    }
     let a = assemble(problem, state, pieces);
     pen.route_cost(
         &problem.vehicle_types()[vehicle_type],
@@ -199,6 +208,16 @@ pub fn cost_of(
 /// The jobs, in order, of the route the pieces describe.
 pub fn jobs_of(state: &SearchState, pieces: &[Piece]) -> Vec<usize> {
     let mut out = Vec::new();
+    jobs_into(state, pieces, &mut out);
+    out
+}
+
+thread_local! {
+    static JOBS: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Appends the jobs, in order, of the route the pieces describe to `out`.
+pub fn jobs_into(state: &SearchState, pieces: &[Piece], out: &mut Vec<usize>) {
     for piece in pieces {
         match *piece {
             Piece::Prefix { route, to } => out.extend_from_slice(&state.routes[route].jobs[..to]),
@@ -221,5 +240,4 @@ pub fn jobs_of(state: &SearchState, pieces: &[Piece]) -> Vec<usize> {
             }
         }
     }
-    out
 }

@@ -5,6 +5,7 @@
 
 use super::penalties::Penalties;
 use super::route::RouteState;
+use super::route_eval::evaluate;
 use super::state::{stop_for, SearchState};
 use crate::model::Problem;
 use crate::units::Cost;
@@ -31,7 +32,9 @@ struct Insertion {
     delta: Cost,
 }
 
-/// Inserts every job of `jobs` into `state` (opening routes as needed).
+/// Inserts every job of `jobs` into `state` (opening routes as needed). Under field
+/// rules, only routes whose technician may do the job are tried, and an optional job
+/// stays unplanned when no insertion costs less than leaving it out.
 pub fn recreate(
     problem: &Problem,
     state: &mut SearchState,
@@ -63,6 +66,10 @@ pub fn recreate(
                 candidates.extend(0..state.routes.len());
             }
         }
+        let rules = problem.rules();
+        if rules.is_some() {
+            candidates.retain(|&r| problem.allows(job, state.routes[r].vehicle_type));
+        }
         let mut best: Option<Insertion> = None;
         for &r in &candidates {
             best_in_route(
@@ -77,10 +84,13 @@ pub fn recreate(
                 &mut best,
             );
         }
-        let ins = match best {
-            Some(b) => b,
+        let unassigned_cost = rules.and_then(|r| r.jobs[job].unassigned_cost);
+        let ins = match (best, unassigned_cost) {
+            (Some(b), None) => b,
+            (Some(b), Some(c)) if b.delta < c => b,
+            (_, Some(_)) => continue,
             // Every position blinked: take the first route's first position.
-            None => Insertion {
+            (None, None) => Insertion {
                 route: 0,
                 after: 0,
                 window: 0,
@@ -109,6 +119,9 @@ fn best_in_route(
     rng: &mut fastrand::Rng,
     best: &mut Option<Insertion>,
 ) {
+    if problem.rules().is_some() {
+        return best_in_route_with_rules(problem, state, route, r, job, pen, params, rng, best);
+    }
     let vt = &problem.vehicle_types()[route.vehicle_type];
     let old = state.route_cost(problem, r, pen);
     let j = &problem.jobs()[job];
@@ -141,6 +154,56 @@ fn best_in_route(
                     delta,
                 });
             }
+        }
+    }
+}
+
+/// [`best_in_route`] under field rules: each position is priced by `route_eval`
+/// (which also chooses the job's window and places the break).
+#[inline]
+fn best_in_route_with_rules(
+    problem: &Problem,
+    state: &SearchState,
+    route: &RouteState,
+    r: usize,
+    job: usize,
+    pen: &Penalties,
+    params: &RecreateParams,
+    rng: &mut fastrand::Rng,
+    best: &mut Option<Insertion>,
+) {
+    let vt = &problem.vehicle_types()[route.vehicle_type];
+    let old = state.route_cost(problem, r, pen);
+    let j = &problem.jobs()[job];
+    let load = route.load() + j.demand;
+    let load_cost = (load - vt.capacity).positive_part().cost(pen.excess_load);
+    let base = route.distance();
+    let mut jobs = Vec::with_capacity(route.len() + 1);
+    for after in 0..=route.len() {
+        if rng.f64() < params.blink_rate {
+            continue;
+        }
+        let (a, b) = (route.location(after), route.location(after + 1));
+        let dist = base + problem.distance(a, j.location) + problem.distance(j.location, b)
+            - problem.distance(a, b);
+        let bound = Cost(vt.fixed_cost) + dist.cost(vt.cost_per_distance) + load_cost - old;
+        if best.is_some_and(|b| bound >= b.delta) {
+            continue;
+        }
+        jobs.clear();
+        jobs.extend_from_slice(&route.jobs[..after]);
+        jobs.push(job);
+        jobs.extend_from_slice(&route.jobs[after..]);
+        let delta = evaluate(problem, route.vehicle_type, &jobs, None)
+            .cost(pen.time_warp, pen.excess_load)
+            - old;
+        if best.is_none_or(|b| delta < b.delta) {
+            *best = Some(Insertion {
+                route: r,
+                after,
+                window: 0,
+                delta,
+            });
         }
     }
 }

@@ -2,6 +2,7 @@
 //! suffix duration segments, cumulative distance and load. Rebuilt in O(length) when the
 //! route changes; read in O(1) by every move evaluation.
 
+use super::route_eval::{evaluate, RouteEval};
 use super::segment::DurationSegment;
 use crate::model::{Location, Problem};
 use crate::units::{Distance, Load};
@@ -19,6 +20,8 @@ pub struct RouteState {
     load: Vec<Load>,
     /// Search step at which the route last changed (for skipping re-tested neighbourhoods).
     pub modified_at: u64,
+    /// Under field rules: the route's evaluation (its cost parts), from `route_eval`.
+    pub eval: Option<RouteEval>,
 }
 
 impl RouteState {
@@ -32,6 +35,7 @@ impl RouteState {
             dist: Vec::new(),
             load: Vec::new(),
             modified_at: 0,
+            eval: None,
         };
         r.rebuild(problem, &[]);
         r
@@ -79,6 +83,28 @@ impl RouteState {
         self.bwd.resize(n + 2, self.stops[n + 1]);
         for p in (0..n + 1).rev() {
             self.bwd[p] = self.stops[p].then(problem, &self.bwd[p + 1]);
+        }
+        self.eval = problem
+            .rules()
+            .map(|_| evaluate(problem, self.vehicle_type, &self.jobs, None));
+    }
+
+    /// Time warp of the whole route (under rules, with its break placed).
+    #[inline]
+    pub fn time_warp(&self) -> crate::units::Duration {
+        match &self.eval {
+            Some(e) => e.time_warp,
+            None => self.segment().time_warp,
+        }
+    }
+
+    /// Whether the route respects capacity (and, under rules, the equipment profile
+    /// and the daily job limit).
+    #[inline]
+    pub fn is_load_feasible(&self, problem: &Problem) -> bool {
+        match &self.eval {
+            Some(e) => e.excess == Load::ZERO && !e.incompatible,
+            None => self.load() <= problem.vehicle_types()[self.vehicle_type].capacity,
         }
     }
 

@@ -92,6 +92,9 @@ impl SearchState {
 
     pub fn route_cost(&self, problem: &Problem, r: usize, pen: &Penalties) -> Cost {
         let route = &self.routes[r];
+        if let Some(e) = &route.eval {
+            return e.cost(pen.time_warp, pen.excess_load);
+        }
         let vt = &problem.vehicle_types()[route.vehicle_type];
         pen.route_cost(
             vt,
@@ -102,17 +105,36 @@ impl SearchState {
         )
     }
 
+    /// Penalised cost: routes plus the cost of unplanned optional jobs.
     pub fn cost(&self, problem: &Problem, pen: &Penalties) -> Cost {
+        self.routes_cost(problem, pen) + self.unassigned_cost(problem)
+    }
+
+    pub fn routes_cost(&self, problem: &Problem, pen: &Penalties) -> Cost {
         (0..self.routes.len())
             .map(|r| self.route_cost(problem, r, pen))
             .sum()
+    }
+
+    /// What leaving the currently unplanned jobs out costs (optional jobs only).
+    pub fn unassigned_cost(&self, problem: &Problem) -> Cost {
+        let Some(rules) = problem.rules() else {
+            return Cost::ZERO;
+        };
+        self.unassigned()
+            .filter_map(|j| rules.jobs[j].unassigned_cost)
+            .sum()
+    }
+
+    pub fn unassigned(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.route_of.len()).filter(|&j| self.route_of[j] == UNASSIGNED)
     }
 
     pub fn time_warp(&self) -> Duration {
         self.routes
             .iter()
             .filter(|r| !r.is_empty())
-            .map(|r| r.segment().time_warp)
+            .map(|r| r.time_warp())
             .sum()
     }
 
@@ -121,9 +143,7 @@ impl SearchState {
     }
 
     pub fn is_load_feasible(&self, problem: &Problem) -> bool {
-        self.routes
-            .iter()
-            .all(|r| r.load() <= problem.vehicle_types()[r.vehicle_type].capacity)
+        self.routes.iter().all(|r| r.is_load_feasible(problem))
     }
 
     pub fn is_feasible(&self, problem: &Problem) -> bool {
