@@ -23,6 +23,7 @@
 #[doc(hidden)]
 pub mod bench_support;
 mod checker;
+pub mod field;
 pub mod generate;
 mod milp;
 mod model;
@@ -38,8 +39,8 @@ pub use milp::{
     FixedRouteTiming, MilpError, PoolRoute, Recombination, RecombinationOutcome, StopTiming,
     TimingViolation, TimingWeights, MAX_EXACT_JOBS, MAX_LOWER_BOUND_JOBS, MILP_BACKEND,
 };
-pub use rules::{BreakSpec, JobRules, Rules, VehicleRules};
 pub use model::{Job, Location, Matrix, ModelError, Problem, TimeWindow, VehicleType};
+pub use rules::{BreakSpec, JobRules, Rules, VehicleRules};
 pub use search::{
     schedule_route, solve, RouteEval, RouteSchedule, ScheduledBreak, ScheduledStop, SolveResult,
     SolverConfig,

@@ -269,9 +269,7 @@ impl Problem {
     /// Whether vehicle type `vt` may serve `job` (always, without rules).
     #[inline]
     pub fn allows(&self, job: usize, vt: usize) -> bool {
-        self.rules
-            .as_deref()
-            .is_none_or(|(_, c)| c.allows(job, vt))
+        self.rules.as_deref().is_none_or(|(_, c)| c.allows(job, vt))
     }
 
     /// Service duration of `job` when vehicle type `vt` serves it.

@@ -20,7 +20,7 @@ pub struct BreakSpec {
 }
 
 /// Rules of one vehicle type (one technician on one day).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VehicleRules {
     /// Taken by every route of this type that serves at least one job.
     pub break_spec: Option<BreakSpec>,
@@ -30,17 +30,6 @@ pub struct VehicleRules {
     pub overtime_cost: i64,
     /// Jobs above this count are a hard violation (penalised like excess load).
     pub max_jobs: Option<usize>,
-}
-
-impl Default for VehicleRules {
-    fn default() -> Self {
-        Self {
-            break_spec: None,
-            regular_end: None,
-            overtime_cost: 0,
-            max_jobs: None,
-        }
-    }
 }
 
 /// Rules of one job.

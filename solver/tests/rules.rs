@@ -100,7 +100,6 @@ fn tiny(seed: u64, n: usize, with_overtime: bool) -> Tiny {
             vehicles: vehicle_rules,
             balance_per_hour_squared: 0,
             units_per_hour: 3600,
-            ..Rules::default()
         })
         .unwrap();
     Tiny { problem }
@@ -183,7 +182,11 @@ fn break_placement_matches_a_plain_simulation() {
         );
         if let Some(d) = expected {
             feasible_seen += 1;
-            assert_eq!(schedule.duration.get(), d, "seed {seed}: duration of {jobs:?}");
+            assert_eq!(
+                schedule.duration.get(),
+                d,
+                "seed {seed}: duration of {jobs:?}"
+            );
             verify_schedule(p, 0, &jobs, &schedule);
         }
     }
@@ -386,7 +389,10 @@ fn equipment_profile_counts_pickups_after_deliveries() {
     .unwrap();
     // Deliver first, then collect two: peak 2. Collect first: peak 3.
     let (s, e) = schedule_route(&p, 0, &[0, 1]).unwrap();
-    assert_eq!((s.start_load, s.peak_load, e.excess), (Load(1), Load(2), Load(0)));
+    assert_eq!(
+        (s.start_load, s.peak_load, e.excess),
+        (Load(1), Load(2), Load(0))
+    );
     let (s, e) = schedule_route(&p, 0, &[1, 0]).unwrap();
     assert_eq!((s.peak_load, e.excess), (Load(3), Load(1)));
     let result = solve(
@@ -397,5 +403,8 @@ fn equipment_profile_counts_pickups_after_deliveries() {
             ..SolverConfig::default()
         },
     );
-    assert_eq!(result.solution.used_routes().next().unwrap().jobs, vec![0, 1]);
+    assert_eq!(
+        result.solution.used_routes().next().unwrap().jobs,
+        vec![0, 1]
+    );
 }

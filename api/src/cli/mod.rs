@@ -1,5 +1,6 @@
 //! The `despacho` command line: one module per subcommand.
 
+pub mod field;
 pub mod solve;
 
 use clap::{Parser, Subcommand};
@@ -15,8 +16,19 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Solve a VRPTW benchmark file and print the plan as one JSON object.
+    /// Solve a field-service problem (--problem, prints the plan JSON) or a Solomon
+    /// VRPTW benchmark file (--solomon, prints one JSON object).
     Solve(solve::SolveArgs),
+    /// Check a plan against its problem, independently of the solver; exit 1 on any violation.
+    Check(field::CheckArgs),
+    /// Test and demo data.
+    #[command(subcommand)]
+    Fixtures(field::FixturesCommand),
+    /// Print the JSON Schema of the problem or plan format.
+    Schema {
+        #[arg(value_enum)]
+        kind: field::SchemaKind,
+    },
 }
 
 /// Why a command failed.
@@ -25,19 +37,47 @@ pub enum Command {
 pub enum CliError {
     #[error(transparent)]
     Solve(#[from] solve::SolveError),
+    #[error(transparent)]
+    Field(#[from] field::FieldError),
     #[error("cannot write the result to stdout")]
     Output(#[source] std::io::Error),
 }
 
 /// Runs a parsed command, writing its result to `out`.
 pub fn run(cli: Cli, out: &mut impl Write) -> Result<(), CliError> {
-    match cli.command {
-        Command::Solve(args) => {
-            let report = solve::run(&args)?;
-            let json = serde_json::to_string(&report).expect("a solve report always serialises");
-            writeln!(out, "{json}")
-                .and_then(|()| out.flush())
-                .map_err(CliError::Output)
+    let json = match cli.command {
+        Command::Solve(args) => match &args.problem {
+            Some(problem) => {
+                let plan = field::solve_problem(problem, args.previous.as_deref(), &args.config())?;
+                serde_json::to_string_pretty(&plan).expect("plans always serialise")
+            }
+            None => {
+                let report = solve::run(&args)?;
+                serde_json::to_string(&report).expect("a solve report always serialises")
+            }
+        },
+        Command::Check(args) => {
+            let report = field::check(&args)?;
+            let json = serde_json::to_string_pretty(&report).expect("reports always serialise");
+            write_line(out, &json)?;
+            if !report.feasible {
+                return Err(field::FieldError::Violations(report.violations.len()).into());
+            }
+            return Ok(());
         }
-    }
+        Command::Fixtures(field::FixturesCommand::Generate(args)) => {
+            match field::generate_fixture(&args)? {
+                Some(json) => json,
+                None => return Ok(()),
+            }
+        }
+        Command::Schema { kind } => field::schema(kind),
+    };
+    write_line(out, &json)
+}
+
+fn write_line(out: &mut impl Write, text: &str) -> Result<(), CliError> {
+    writeln!(out, "{text}")
+        .and_then(|()| out.flush())
+        .map_err(CliError::Output)
 }

@@ -30,8 +30,20 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Args)]
 pub struct SolveArgs {
     /// Solomon-format instance file (e.g. fixtures/solomon/R101.txt).
-    #[arg(long, value_name = "PATH")]
-    pub solomon: PathBuf,
+    #[arg(
+        long,
+        value_name = "PATH",
+        required_unless_present = "problem",
+        conflicts_with = "problem"
+    )]
+    pub solomon: Option<PathBuf>,
+    /// Field-service problem JSON (see `despacho schema problem`).
+    #[arg(long, value_name = "PATH", required_unless_present = "solomon")]
+    pub problem: Option<PathBuf>,
+    /// The previously published plan: moving its jobs to another technician or day costs
+    /// `objective.stability_change` each (only with --problem).
+    #[arg(long, value_name = "PATH", requires = "problem")]
+    pub previous: Option<PathBuf>,
     /// Wall-clock budget in seconds (positive, may be fractional).
     #[arg(long, value_name = "S", value_parser = parse_seconds, allow_negative_numbers = true)]
     pub seconds: Duration,
@@ -80,22 +92,30 @@ pub enum SolveError {
     },
 }
 
+impl SolveArgs {
+    /// The search budget and seed these arguments ask for.
+    pub fn config(&self) -> SolverConfig {
+        SolverConfig {
+            seed: self.seed,
+            max_iterations: self.iterations,
+            time_limit: Some(self.seconds),
+            ..SolverConfig::default()
+        }
+    }
+}
+
 /// Reads the instance, solves it within the budget, checks the plan and reports it.
 pub fn run(args: &SolveArgs) -> Result<SolveReport, SolveError> {
-    let text = std::fs::read_to_string(&args.solomon).map_err(|source| SolveError::Read {
-        path: args.solomon.clone(),
+    let path = args.solomon.clone().unwrap_or_default();
+    let text = std::fs::read_to_string(&path).map_err(|source| SolveError::Read {
+        path: path.clone(),
         source,
     })?;
     let instance = parse_solomon(&text).map_err(|source| SolveError::Parse {
-        path: args.solomon.clone(),
+        path: path.clone(),
         source,
     })?;
-    let config = SolverConfig {
-        seed: args.seed,
-        max_iterations: args.iterations,
-        time_limit: Some(args.seconds),
-        ..SolverConfig::default()
-    };
+    let config = args.config();
 
     let started = Instant::now();
     let result = solve(&instance.problem, &config);

@@ -334,16 +334,15 @@ impl LocalSearch {
         // routes whose technician may do `u` are tried (cheapest to look at: the first).
         let empty: Vec<usize> = (0..state.routes.len())
             .filter(|&r| {
-                state.routes[r].is_empty()
-                    && problem.allows(u, state.routes[r].vehicle_type)
+                state.routes[r].is_empty() && problem.allows(u, state.routes[r].vehicle_type)
             })
             .take(EMPTY_ROUTES_TRIED)
             .collect();
         let i = state.position_of[u];
         let len1 = state.routes[r1].len();
         let old = state.route_cost(problem, r1, pen);
-        let broken = state.routes[r1].time_warp().get() != 0
-            || !state.routes[r1].is_load_feasible(problem);
+        let broken =
+            state.routes[r1].time_warp().get() != 0 || !state.routes[r1].is_load_feasible(problem);
         for r2 in empty {
             if i < len1 {
                 // 2-opt* with the empty route: the tail after u moves to a new route.

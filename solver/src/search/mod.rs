@@ -328,7 +328,21 @@ fn initial_penalties(problem: &Problem) -> PenaltyManager {
         .sum::<f64>()
         / n;
     let avg_demand = (jobs.iter().map(|j| j.demand.get() as f64).sum::<f64>() / n).max(1.0);
-    PenaltyManager::new(vt.cost_per_distance.max(1) as f64, avg_travel / avg_demand)
+    let mut time_warp = vt.cost_per_distance.max(1) as f64;
+    if let Some(rules) = problem.rules() {
+        // A second of time warp must cost more than any second it could save: of
+        // working time, of overtime or of SLA lateness.
+        let per_second = problem
+            .vehicle_types()
+            .iter()
+            .zip(&rules.vehicles)
+            .map(|(v, r)| v.cost_per_duration + r.overtime_cost)
+            .chain(rules.jobs.iter().map(|j| j.lateness_cost))
+            .max()
+            .unwrap_or(1);
+        time_warp = time_warp.max(10.0 * per_second as f64);
+    }
+    PenaltyManager::new(time_warp, avg_travel / avg_demand)
 }
 
 /// The best feasible plan seen.

@@ -8,7 +8,7 @@ use super::route::RouteState;
 use super::route_eval::evaluate;
 use super::state::{stop_for, SearchState};
 use crate::model::Problem;
-use crate::units::Cost;
+use crate::units::{Cost, Duration, Load};
 
 /// Above this many jobs, a job is only tried in routes that hold one of its neighbours.
 const FULL_SCAN_LIMIT: usize = 300;
@@ -178,6 +178,12 @@ fn best_in_route_with_rules(
     let load = route.load() + j.demand;
     let load_cost = (load - vt.capacity).positive_part().cost(pen.excess_load);
     let base = route.distance();
+    // An optional job only goes where it breaks nothing more: leaving it out is always
+    // possible, so it must never buy its place with time warp or excess load.
+    let optional = !problem.rules().is_some_and(|r| r.is_required(job));
+    let (warp_before, excess_before) = route
+        .eval
+        .map_or((Duration::ZERO, Load::ZERO), |e| (e.time_warp, e.excess));
     let mut jobs = Vec::with_capacity(route.len() + 1);
     for after in 0..=route.len() {
         if rng.f64() < params.blink_rate {
@@ -194,9 +200,11 @@ fn best_in_route_with_rules(
         jobs.extend_from_slice(&route.jobs[..after]);
         jobs.push(job);
         jobs.extend_from_slice(&route.jobs[after..]);
-        let delta = evaluate(problem, route.vehicle_type, &jobs, None)
-            .cost(pen.time_warp, pen.excess_load)
-            - old;
+        let eval = evaluate(problem, route.vehicle_type, &jobs, None);
+        if optional && (eval.time_warp > warp_before || eval.excess > excess_before) {
+            continue;
+        }
+        let delta = eval.cost(pen.time_warp, pen.excess_load) - old;
         if best.is_none_or(|b| delta < b.delta) {
             *best = Some(Insertion {
                 route: r,

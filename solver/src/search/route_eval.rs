@@ -312,9 +312,7 @@ fn evaluate_with(
     } else {
         Cost::ZERO
     };
-    let extra_jobs = vr
-        .max_jobs
-        .map_or(0, |m| n.saturating_sub(m) as i64);
+    let extra_jobs = vr.max_jobs.map_or(0, |m| n.saturating_sub(m) as i64);
     let excess = (peak - vt.capacity).positive_part() + Load(extra_jobs);
 
     if let Some(out) = schedule {

@@ -1,0 +1,198 @@
+//! Field-service commands: `solve --problem`, `check`, `fixtures generate`, `schema`.
+//!
+//! A plan is printed only after the independent plan checker accepted it; a problem
+//! with mistakes is refused with every mistake listed (JSON path, code, message).
+
+use clap::{Args, Subcommand, ValueEnum};
+use despacho_solver::field::check::{check_plan, PlanCheck};
+use despacho_solver::field::generate::{generate, City, GeneratorConfig};
+use despacho_solver::field::input::ProblemInput;
+use despacho_solver::field::plan::Plan;
+use despacho_solver::field::solve::solve_field;
+use despacho_solver::field::validate::ValidationErrors;
+use despacho_solver::SolverConfig;
+use std::path::{Path, PathBuf};
+
+/// Why a field command failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FieldError {
+    #[error("cannot read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not a valid {what}: {source}", path.display())]
+    Json {
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{} has {} problem(s):\n{errors}", path.display(), errors.0.len())]
+    Invalid {
+        path: PathBuf,
+        errors: ValidationErrors,
+    },
+    #[error("the plan checker cannot read the problem: {0}")]
+    Checker(String),
+    #[error("the solver's plan failed the independent check ({} violations): {}", check.violations.len(), first_violations(check))]
+    PlanRejected { check: Box<PlanCheck> },
+    #[error("the plan breaks {0} rule(s) (listed in the report on stdout)")]
+    Violations(usize),
+    #[error("cannot write {}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn first_violations(check: &PlanCheck) -> String {
+    check
+        .violations
+        .iter()
+        .take(5)
+        .map(|v| format!("{} [{}] {}", v.path, v.code, v.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what: &'static str,
+) -> Result<T, FieldError> {
+    let text = std::fs::read_to_string(path).map_err(|source| FieldError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| FieldError::Json {
+        path: path.to_path_buf(),
+        what,
+        source,
+    })
+}
+
+/// `despacho solve --problem p.json`: the checked plan.
+pub fn solve_problem(
+    problem: &Path,
+    previous: Option<&Path>,
+    config: &SolverConfig,
+) -> Result<Plan, FieldError> {
+    let input: ProblemInput = read_json(problem, "problem (see `despacho schema problem`)")?;
+    let previous: Option<Plan> = previous
+        .map(|p| read_json(p, "plan (see `despacho schema plan`)"))
+        .transpose()?;
+    let solved =
+        solve_field(&input, previous.as_ref(), config).map_err(|errors| FieldError::Invalid {
+            path: problem.to_path_buf(),
+            errors,
+        })?;
+    let check = check_plan(&input, &solved.plan).map_err(|e| FieldError::Checker(e.to_string()))?;
+    if !check.is_feasible() {
+        return Err(FieldError::PlanRejected {
+            check: Box::new(check),
+        });
+    }
+    Ok(solved.plan)
+}
+
+/// Arguments of `despacho check`.
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// The problem the plan is for.
+    #[arg(long, value_name = "PATH")]
+    pub problem: PathBuf,
+    /// The plan to check.
+    #[arg(long, value_name = "PATH")]
+    pub plan: PathBuf,
+}
+
+/// The report `despacho check` prints.
+#[derive(Debug, serde::Serialize)]
+pub struct CheckReport {
+    pub feasible: bool,
+    pub cost: f64,
+    pub jobs_assigned: usize,
+    pub jobs_unassigned: usize,
+    pub violations: Vec<despacho_solver::field::check::PlanViolation>,
+}
+
+pub fn check(args: &CheckArgs) -> Result<CheckReport, FieldError> {
+    let input: ProblemInput = read_json(&args.problem, "problem")?;
+    let plan: Plan = read_json(&args.plan, "plan")?;
+    let c = check_plan(&input, &plan).map_err(|e| FieldError::Checker(e.to_string()))?;
+    Ok(CheckReport {
+        feasible: c.is_feasible(),
+        cost: c.cost,
+        jobs_assigned: c.jobs_assigned,
+        jobs_unassigned: c.jobs_unassigned,
+        violations: c.violations,
+    })
+}
+
+/// `despacho fixtures …`
+#[derive(Debug, Clone, Subcommand)]
+pub enum FixturesCommand {
+    /// Generate a realistic ISP problem (clustered demand in a real metro area).
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GenerateArgs {
+    #[arg(long, value_name = "N")]
+    pub technicians: usize,
+    #[arg(long, value_name = "M")]
+    pub jobs: usize,
+    #[arg(long, value_name = "D", default_value_t = 1)]
+    pub days: usize,
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    pub seed: u64,
+    /// sao-paulo, recife or lisbon.
+    #[arg(long, value_name = "NAME", default_value = "sao-paulo")]
+    pub city: City,
+    /// First planning day (default: 2026-12-01).
+    #[arg(long, value_name = "YYYY-MM-DD", default_value = "2026-12-01")]
+    pub start_date: chrono::NaiveDate,
+    /// Write here instead of stdout.
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+}
+
+pub fn generate_fixture(args: &GenerateArgs) -> Result<Option<String>, FieldError> {
+    let input = generate(&GeneratorConfig {
+        technicians: args.technicians,
+        jobs: args.jobs,
+        days: args.days,
+        seed: args.seed,
+        city: args.city,
+        start_date: args.start_date,
+    });
+    let json = serde_json::to_string_pretty(&input).expect("problems always serialise");
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, json + "\n").map_err(|source| FieldError::Write {
+                path: path.clone(),
+                source,
+            })?;
+            Ok(None)
+        }
+        None => Ok(Some(json)),
+    }
+}
+
+/// Which JSON Schema `despacho schema` prints.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SchemaKind {
+    Problem,
+    Plan,
+}
+
+pub fn schema(kind: SchemaKind) -> String {
+    let schema = match kind {
+        SchemaKind::Problem => schemars::schema_for!(ProblemInput),
+        SchemaKind::Plan => schemars::schema_for!(Plan),
+    };
+    serde_json::to_string_pretty(&schema).expect("schemas always serialise")
+}

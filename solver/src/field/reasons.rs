@@ -1,0 +1,66 @@
+//! Why a job is unplanned. Reasons that hold for every technician-day (skills,
+//! territory, shifts, van size, pins) come from compilation; the rest are found by
+//! pricing the job alone in each suitable technician-day with the route evaluator.
+
+use super::compile::{Blocker, Compiled};
+use super::input::ProblemInput;
+use super::plan::UnassignedReason;
+use crate::search::schedule_route;
+use crate::solution::Solution;
+
+/// The reason `job` (unplanned in `solution`) is not in the plan.
+pub fn unassigned_reason(
+    input: &ProblemInput,
+    compiled: &Compiled,
+    solution: &Solution,
+    job: usize,
+) -> UnassignedReason {
+    if let Some(blocker) = compiled.job_blockers[job] {
+        return match blocker {
+            Blocker::PinnedConflict => UnassignedReason::PinnedConflict,
+            Blocker::NoSkilledTechnician => UnassignedReason::NoSkilledTechnician,
+            Blocker::OutsideTerritory => UnassignedReason::OutsideTerritory,
+            Blocker::NoShiftThatDay => UnassignedReason::NoShiftThatDay,
+            Blocker::CapacityExceeded => UnassignedReason::CapacityExceeded,
+        };
+    }
+    let problem = &compiled.problem;
+    let suitable: Vec<usize> = (0..problem.vehicle_types().len())
+        .filter(|&v| problem.allows(job, v))
+        .collect();
+    let mut fits_alone = false;
+    let mut only_capacity = false;
+    for &v in &suitable {
+        let Some((_, eval)) = schedule_route(problem, v, &[job]) else {
+            continue;
+        };
+        if eval.is_feasible() {
+            fits_alone = true;
+            break;
+        }
+        if eval.time_warp.get() == 0 && eval.excess.get() > 0 {
+            only_capacity = true;
+        }
+    }
+    if !fits_alone {
+        return if only_capacity {
+            UnassignedReason::CapacityExceeded
+        } else if input.jobs[job].pinned_start.is_some() {
+            UnassignedReason::PinnedConflict
+        } else {
+            UnassignedReason::WindowUnreachable
+        };
+    }
+    // It fits alone: the suitable days are taken. By more important work?
+    let priority = input.jobs[job].priority;
+    let displaced = solution
+        .used_routes()
+        .filter(|r| suitable.contains(&r.vehicle_type))
+        .flat_map(|r| r.jobs.iter())
+        .any(|&other| input.jobs[other].priority > priority);
+    if displaced {
+        UnassignedReason::DisplacedByHigherPriority
+    } else {
+        UnassignedReason::NoCapacityLeft
+    }
+}
