@@ -272,6 +272,19 @@ impl Problem {
         self.rules.as_deref().is_none_or(|(_, c)| c.allows(job, vt))
     }
 
+    /// The shortest service `job` can have on any vehicle type (a lower bound for pricing).
+    #[inline]
+    pub fn min_service(&self, job: usize) -> Duration {
+        let base = self.jobs[job].service;
+        match self.rules.as_deref() {
+            Some((r, _)) => r.jobs[job]
+                .service_on
+                .iter()
+                .fold(base, |m, &(_, s)| m.min(s)),
+            None => base,
+        }
+    }
+
     /// Service duration of `job` when vehicle type `vt` serves it.
     #[inline]
     pub fn service_on(&self, job: usize, vt: usize) -> Duration {

@@ -64,3 +64,34 @@ pub fn unassigned_reason(
         UnassignedReason::NoCapacityLeft
     }
 }
+
+/// Whether `job` could join `solution` as it stands without breaking any rule: in some
+/// position of a suitable technician-day's route, or alone in an unused one. An
+/// unplanned job for which this holds was avoidable (benchmarks count them).
+pub fn fits_into_plan(compiled: &Compiled, solution: &Solution, job: usize) -> bool {
+    let problem = &compiled.problem;
+    let mut used = vec![false; problem.vehicle_types().len()];
+    let mut jobs = Vec::new();
+    for route in solution.used_routes() {
+        used[route.vehicle_type] = true;
+        if !problem.allows(job, route.vehicle_type) {
+            continue;
+        }
+        for at in 0..=route.jobs.len() {
+            jobs.clear();
+            jobs.extend_from_slice(&route.jobs[..at]);
+            jobs.push(job);
+            jobs.extend_from_slice(&route.jobs[at..]);
+            if schedule_route(problem, route.vehicle_type, &jobs)
+                .is_some_and(|(_, e)| e.is_feasible())
+            {
+                return true;
+            }
+        }
+    }
+    (0..used.len()).any(|v| {
+        !used[v]
+            && problem.allows(job, v)
+            && schedule_route(problem, v, &[job]).is_some_and(|(_, e)| e.is_feasible())
+    })
+}

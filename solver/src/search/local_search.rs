@@ -12,7 +12,8 @@
 //! Only active jobs are examined; a job becomes active when its surroundings change.
 
 use super::penalties::Penalties;
-use super::pieces::{cost_of, distance_and_load, jobs_of, Piece};
+use super::pieces::{cost_of, jobs_of, totals_without_windows, Piece};
+use super::route_eval::cost_lower_bound;
 use super::state::{SearchState, UNASSIGNED};
 use crate::model::Problem;
 use crate::units::Cost;
@@ -378,8 +379,22 @@ impl LocalSearch {
         let mut bound = Cost::ZERO;
         for s in 0..m.count {
             let vt = &problem.vehicle_types()[state.routes[m.routes[s]].vehicle_type];
-            let (d, l, n) = distance_and_load(problem, state, &m.pieces[s][..m.lens[s]]);
-            bound += pen.route_cost_bound(vt, n, d, l);
+            let t = totals_without_windows(problem, state, &m.pieces[s][..m.lens[s]]);
+            let v = state.routes[m.routes[s]].vehicle_type;
+            bound += if problem.rules().is_some() {
+                cost_lower_bound(
+                    problem,
+                    v,
+                    t.jobs,
+                    t.dist,
+                    t.load,
+                    t.min_duration,
+                    pen.time_warp,
+                    pen.excess_load,
+                )
+            } else {
+                pen.route_cost_bound(vt, t.jobs, t.dist, t.load, t.min_duration)
+            };
         }
         if bound >= old {
             return false;

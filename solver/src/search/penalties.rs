@@ -7,7 +7,7 @@
 
 use super::segment::DurationSegment;
 use crate::model::VehicleType;
-use crate::units::{Cost, Distance, Load};
+use crate::units::{Cost, Distance, Duration, Load};
 
 const TARGET_FEASIBLE: f64 = 0.5;
 const UPDATE_EVERY: usize = 40;
@@ -43,7 +43,8 @@ impl Penalties {
             + (load - vt.capacity).positive_part().cost(self.excess_load)
     }
 
-    /// A lower bound of [`Self::route_cost`] from distance and load alone (for early exits).
+    /// A lower bound of the route's cost from distance, load and a lower bound of its
+    /// duration (for early exits).
     #[inline]
     pub fn route_cost_bound(
         &self,
@@ -51,12 +52,14 @@ impl Penalties {
         jobs: usize,
         dist: Distance,
         load: Load,
+        min_duration: Duration,
     ) -> Cost {
         if jobs == 0 {
             return Cost::ZERO;
         }
         Cost(vt.fixed_cost)
             + dist.cost(vt.cost_per_distance)
+            + min_duration.cost(vt.cost_per_duration)
             + (load - vt.capacity).positive_part().cost(self.excess_load)
     }
 

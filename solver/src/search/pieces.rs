@@ -10,7 +10,7 @@ use super::route_eval::evaluate;
 use super::segment::DurationSegment;
 use super::state::SearchState;
 use crate::model::Problem;
-use crate::units::{Cost, Distance, Load};
+use crate::units::{Cost, Distance, Duration, Load};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Piece {
@@ -49,20 +49,26 @@ impl Assembly {
     }
 }
 
-/// Distance and load of the route the pieces describe, without time windows (cheap bound).
+/// What the pieces' route costs at least, without time windows: its distance, the
+/// delivered load, its job count and a lower bound of its duration (travel plus the
+/// least service of its jobs; waiting and breaks only add to it).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Totals {
+    pub dist: Distance,
+    pub load: Load,
+    pub jobs: usize,
+    pub min_duration: Duration,
+}
+
+/// [`Totals`] of the route the pieces describe, in O(1) per piece (O(length) reversed).
 #[inline]
-pub fn distance_and_load(
-    problem: &Problem,
-    state: &SearchState,
-    pieces: &[Piece],
-) -> (Distance, Load, usize) {
-    let mut dist = Distance::ZERO;
-    let mut load = Load::ZERO;
-    let mut jobs = 0;
+pub fn totals_without_windows(problem: &Problem, state: &SearchState, pieces: &[Piece]) -> Totals {
+    let mut t = Totals::default();
     let mut last = None;
-    let mut link = |dist: &mut Distance, first, new_last| {
+    let mut link = |t: &mut Totals, first, new_last| {
         if let Some(l) = last {
-            *dist += problem.distance(l, first);
+            t.dist += problem.distance(l, first);
+            t.min_duration += problem.duration(l, first);
         }
         last = Some(new_last);
     };
@@ -70,20 +76,22 @@ pub fn distance_and_load(
         match *piece {
             Piece::Prefix { route, to } => {
                 let r = &state.routes[route];
-                dist += r.distance_between(0, to);
-                load += r.load_between(0, to);
-                jobs += to;
-                link(&mut dist, r.location(0), r.location(to));
+                t.dist += r.distance_between(0, to);
+                t.min_duration += r.travel_between(0, to) + r.service_between(0, to);
+                t.load += r.load_between(0, to);
+                t.jobs += to;
+                link(&mut t, r.location(0), r.location(to));
             }
             Piece::Range { route, from, to } => {
                 if from > to {
                     continue;
                 }
                 let r = &state.routes[route];
-                dist += r.distance_between(from, to);
-                load += r.load_between(from, to);
-                jobs += to - from + 1;
-                link(&mut dist, r.location(from), r.location(to));
+                t.dist += r.distance_between(from, to);
+                t.min_duration += r.travel_between(from, to) + r.service_between(from, to);
+                t.load += r.load_between(from, to);
+                t.jobs += to - from + 1;
+                link(&mut t, r.location(from), r.location(to));
             }
             Piece::Reversed { route, from, to } => {
                 if from > to {
@@ -91,22 +99,26 @@ pub fn distance_and_load(
                 }
                 let r = &state.routes[route];
                 for p in from..to {
-                    dist += problem.distance(r.location(p + 1), r.location(p));
+                    t.dist += problem.distance(r.location(p + 1), r.location(p));
+                    t.min_duration += problem.duration(r.location(p + 1), r.location(p));
                 }
-                load += r.load_between(from, to);
-                jobs += to - from + 1;
-                link(&mut dist, r.location(to), r.location(from));
+                t.min_duration += r.service_between(from, to);
+                t.load += r.load_between(from, to);
+                t.jobs += to - from + 1;
+                link(&mut t, r.location(to), r.location(from));
             }
             Piece::Suffix { route, from } => {
                 let r = &state.routes[route];
-                dist += r.distance_between(from, r.end());
-                load += r.load_between(from, r.end());
-                jobs += r.end() - from;
-                link(&mut dist, r.location(from), r.location(r.end()));
+                t.dist += r.distance_between(from, r.end());
+                t.min_duration +=
+                    r.travel_between(from, r.end()) + r.service_between(from, r.end());
+                t.load += r.load_between(from, r.end());
+                t.jobs += r.end() - from;
+                link(&mut t, r.location(from), r.location(r.end()));
             }
         }
     }
-    (dist, load, jobs)
+    t
 }
 
 /// Full totals (with time windows) of the route the pieces describe.

@@ -5,7 +5,7 @@
 
 use super::penalties::Penalties;
 use super::route::RouteState;
-use super::route_eval::evaluate;
+use super::route_eval::{cost_lower_bound, evaluate};
 use super::state::{stop_for, SearchState};
 use crate::model::Problem;
 use crate::units::{Cost, Duration, Load};
@@ -172,12 +172,15 @@ fn best_in_route_with_rules(
     rng: &mut fastrand::Rng,
     best: &mut Option<Insertion>,
 ) {
-    let vt = &problem.vehicle_types()[route.vehicle_type];
     let old = state.route_cost(problem, r, pen);
     let j = &problem.jobs()[job];
     let load = route.load() + j.demand;
-    let load_cost = (load - vt.capacity).positive_part().cost(pen.excess_load);
     let base = route.distance();
+    // Least duration with the job: the route's travel and service, the job's least
+    // service, the break (waiting only adds); the travel detour is added per position.
+    let base_duration = route.travel_between(0, route.end())
+        + route.service_between(0, route.end())
+        + problem.min_service(job);
     // An optional job only goes where it breaks nothing more: leaving it out is always
     // possible, so it must never buy its place with time warp or excess load.
     let optional = !problem.rules().is_some_and(|r| r.is_required(job));
@@ -192,7 +195,18 @@ fn best_in_route_with_rules(
         let (a, b) = (route.location(after), route.location(after + 1));
         let dist = base + problem.distance(a, j.location) + problem.distance(j.location, b)
             - problem.distance(a, b);
-        let bound = Cost(vt.fixed_cost) + dist.cost(vt.cost_per_distance) + load_cost - old;
+        let detour = problem.duration(a, j.location) + problem.duration(j.location, b)
+            - problem.duration(a, b);
+        let bound = cost_lower_bound(
+            problem,
+            route.vehicle_type,
+            route.len() + 1,
+            dist,
+            load,
+            base_duration + detour,
+            pen.time_warp,
+            pen.excess_load,
+        ) - old;
         if best.is_some_and(|b| bound >= b.delta) {
             continue;
         }

@@ -5,7 +5,7 @@
 use super::route_eval::{evaluate, RouteEval};
 use super::segment::DurationSegment;
 use crate::model::{Location, Problem};
-use crate::units::{Distance, Load};
+use crate::units::{Distance, Duration, Load};
 
 #[derive(Clone, Debug)]
 pub struct RouteState {
@@ -17,6 +17,9 @@ pub struct RouteState {
     fwd: Vec<DurationSegment>,
     bwd: Vec<DurationSegment>,
     dist: Vec<Distance>,
+    /// Cumulative travel time and least service time (for cheap lower bounds).
+    travel: Vec<Duration>,
+    service: Vec<Duration>,
     load: Vec<Load>,
     /// Search step at which the route last changed (for skipping re-tested neighbourhoods).
     pub modified_at: u64,
@@ -33,6 +36,8 @@ impl RouteState {
             fwd: Vec::new(),
             bwd: Vec::new(),
             dist: Vec::new(),
+            travel: Vec::new(),
+            service: Vec::new(),
             load: Vec::new(),
             modified_at: 0,
             eval: None,
@@ -62,9 +67,13 @@ impl RouteState {
 
         self.fwd.clear();
         self.dist.clear();
+        self.travel.clear();
+        self.service.clear();
         self.load.clear();
         self.fwd.push(self.stops[0]);
         self.dist.push(Distance::ZERO);
+        self.travel.push(Duration::ZERO);
+        self.service.push(Duration::ZERO);
         self.load.push(Load::ZERO);
         for p in 1..n + 2 {
             let seg = self.fwd[p - 1].then(problem, &self.stops[p]);
@@ -72,11 +81,16 @@ impl RouteState {
             self.dist.push(
                 self.dist[p - 1] + problem.distance(self.stops[p - 1].last, self.stops[p].first),
             );
-            let demand = if p <= n {
-                problem.jobs()[self.jobs[p - 1]].demand
+            self.travel.push(
+                self.travel[p - 1] + problem.duration(self.stops[p - 1].last, self.stops[p].first),
+            );
+            let (demand, service) = if p <= n {
+                let j = self.jobs[p - 1];
+                (problem.jobs()[j].demand, problem.min_service(j))
             } else {
-                Load::ZERO
+                (Load::ZERO, Duration::ZERO)
             };
+            self.service.push(self.service[p - 1] + service);
             self.load.push(self.load[p - 1] + demand);
         }
         self.bwd.clear();
@@ -158,6 +172,20 @@ impl RouteState {
     #[inline]
     pub fn distance_between(&self, from: usize, to: usize) -> Distance {
         self.dist[to] - self.dist[from]
+    }
+    /// Travel time from position `from` to position `to` (`from <= to`).
+    #[inline]
+    pub fn travel_between(&self, from: usize, to: usize) -> Duration {
+        self.travel[to] - self.travel[from]
+    }
+    /// Least service time of the jobs at positions `from..=to`.
+    #[inline]
+    pub fn service_between(&self, from: usize, to: usize) -> Duration {
+        if from == 0 {
+            self.service[to]
+        } else {
+            self.service[to] - self.service[from - 1]
+        }
     }
     /// Demand of the jobs at positions `from..=to`.
     #[inline]

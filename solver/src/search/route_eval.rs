@@ -305,13 +305,7 @@ fn evaluate_with(
             soft += Cost(jr.not_preferred_cost);
         }
     }
-    let balance = if rules.balance_per_hour_squared > 0 {
-        let d = seg.duration.get() as i128;
-        let uph = rules.units_per_hour as i128;
-        Cost((rules.balance_per_hour_squared as i128 * d * d / (uph * uph)) as i64)
-    } else {
-        Cost::ZERO
-    };
+    let balance = balance_cost(rules, seg.duration);
     let extra_jobs = vr.max_jobs.map_or(0, |m| n.saturating_sub(m) as i64);
     let excess = (peak - vt.capacity).positive_part() + Load(extra_jobs);
 
@@ -335,6 +329,50 @@ fn evaluate_with(
         distance,
         incompatible: false,
     }
+}
+
+/// A lower bound of [`evaluate`]'s penalised cost for a route of type `vt` with
+/// `jobs` jobs, distance `dist`, delivered load `load` and at least `min_duration`
+/// of travel and service (the break is added here): every term of the cost is
+/// monotone in the duration, so pricing it at the least duration bounds it.
+#[inline]
+pub fn cost_lower_bound(
+    problem: &Problem,
+    vt_index: usize,
+    jobs: usize,
+    dist: Distance,
+    load: Load,
+    min_duration: Duration,
+    time_warp_weight: i64,
+    excess_weight: i64,
+) -> Cost {
+    let _ = time_warp_weight;
+    if jobs == 0 {
+        return Cost::ZERO;
+    }
+    let rules = problem.rules().expect("route_eval needs rules");
+    let vt = &problem.vehicle_types()[vt_index];
+    let vr = &rules.vehicles[vt_index];
+    let duration = min_duration + vr.break_spec.map_or(Duration::ZERO, |b| b.duration);
+    let overtime = vr.regular_end.map_or(Duration::ZERO, |end| {
+        (vt.shift.start + duration - end).positive_part()
+    });
+    let extra_jobs = vr.max_jobs.map_or(0, |m| jobs.saturating_sub(m) as i64);
+    Cost(vt.fixed_cost)
+        + dist.cost(vt.cost_per_distance)
+        + duration.cost(vt.cost_per_duration)
+        + overtime.cost(vr.overtime_cost)
+        + balance_cost(rules, duration)
+        + ((load - vt.capacity).positive_part() + Load(extra_jobs)).cost(excess_weight)
+}
+
+fn balance_cost(rules: &crate::rules::Rules, duration: Duration) -> Cost {
+    if rules.balance_per_hour_squared <= 0 {
+        return Cost::ZERO;
+    }
+    let d = duration.get() as i128;
+    let uph = rules.units_per_hour as i128;
+    Cost((rules.balance_per_hour_squared as i128 * d * d / (uph * uph)) as i64)
 }
 
 /// The break as a stop at `from` (see the module comment), before travelling to `to`.
