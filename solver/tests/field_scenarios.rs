@@ -110,3 +110,78 @@ fn hand_checked_scenarios_give_the_expected_plans() {
         );
     }
 }
+
+#[test]
+fn generated_fixtures_are_current_and_solve_to_checked_plans() {
+    use despacho_solver::field::generate::{generate, City, GeneratorConfig};
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/field/generated");
+    let date = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+    let cases = [
+        (
+            "small-10x60-sao-paulo.json",
+            10,
+            60,
+            1,
+            City::SaoPaulo,
+            "2026-12-01",
+        ),
+        (
+            "50x600-sao-paulo.json",
+            50,
+            600,
+            1,
+            City::SaoPaulo,
+            "2026-12-01",
+        ),
+        (
+            "200x2000-sao-paulo.json",
+            200,
+            2000,
+            1,
+            City::SaoPaulo,
+            "2026-12-01",
+        ),
+        (
+            "12x150-3days-lisbon-dst.json",
+            12,
+            150,
+            3,
+            City::Lisbon,
+            "2026-03-27",
+        ),
+    ];
+    for (file, technicians, jobs, days, city, start) in cases {
+        let committed: ProblemInput =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap();
+        let fresh = generate(&GeneratorConfig {
+            technicians,
+            jobs,
+            days,
+            seed: 1,
+            city,
+            start_date: date(start),
+        });
+        assert!(committed == fresh, "{file} is stale (see its README)");
+    }
+    // The small one and the multi-day DST one solve to plans the checker accepts.
+    for file in ["small-10x60-sao-paulo.json", "12x150-3days-lisbon-dst.json"] {
+        let input: ProblemInput =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap();
+        let solved = solve_field(
+            &input,
+            None,
+            &SolverConfig {
+                max_iterations: Some(100),
+                time_limit: None,
+                ..SolverConfig::default()
+            },
+        )
+        .unwrap();
+        let check = check_plan(&input, &solved.plan).unwrap();
+        assert!(check.is_feasible(), "{file}: {:?}", check.violations);
+        assert!(
+            solved.plan.kpis.jobs_assigned * 10 >= input.jobs.len() * 8,
+            "{file}"
+        );
+    }
+}

@@ -196,3 +196,36 @@ pub fn schema(kind: SchemaKind) -> String {
     };
     serde_json::to_string_pretty(&schema).expect("schemas always serialise")
 }
+
+/// A few human lines about a plan (printed on stderr; the JSON goes to stdout).
+pub fn summary(plan: &Plan) -> String {
+    let k = &plan.kpis;
+    let mut reasons: std::collections::BTreeMap<String, usize> = Default::default();
+    for u in &plan.unassigned {
+        let code = serde_json::to_value(u.reason)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        *reasons.entry(code).or_default() += 1;
+    }
+    let mut text = format!(
+        "planned {} of {} jobs on {} of {} technician-days; travel {:.1} h ({:.0} km), on site {:.1} h, utilisation {:.0} %, overtime {:.0} min; SLA {}/{} on time; cost {:.2}",
+        k.jobs_assigned,
+        k.jobs_total,
+        k.routes_used,
+        k.shifts_available,
+        k.travel_hours,
+        k.travel_km,
+        k.work_hours,
+        k.utilisation * 100.0,
+        k.overtime_minutes,
+        k.sla_hits,
+        k.sla_jobs,
+        plan.cost.total,
+    );
+    if !reasons.is_empty() {
+        let list: Vec<String> = reasons.iter().map(|(r, n)| format!("{r} {n}")).collect();
+        text.push_str(&format!("\nunplanned: {}", list.join(", ")));
+    }
+    text
+}

@@ -49,6 +49,7 @@ pub fn run(cli: Cli, out: &mut impl Write) -> Result<(), CliError> {
         Command::Solve(args) => match &args.problem {
             Some(problem) => {
                 let plan = field::solve_problem(problem, args.previous.as_deref(), &args.config())?;
+                eprintln!("{}", field::summary(&plan));
                 serde_json::to_string_pretty(&plan).expect("plans always serialise")
             }
             None => {
