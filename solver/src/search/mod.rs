@@ -147,9 +147,15 @@ pub fn solve(problem: &Problem, config: &SolverConfig) -> SolveResult {
         config.end_temperature * scale,
     );
 
+    // Under field rules, the last 1 % of the time is kept for the final sweep of
+    // unplanned jobs, so the whole solve stays inside the budget.
+    let mut loop_config = config.clone();
+    if problem.rules().is_some() {
+        loop_config.time_limit = config.time_limit.map(|t| t.mul_f64(0.99));
+    }
     let mut iterations = 0u64;
     loop {
-        let progress = progress(config, max_iterations, iterations, started);
+        let progress = progress(&loop_config, max_iterations, iterations, started);
         if progress >= 1.0 || n == 0 {
             break;
         }
@@ -227,6 +233,29 @@ pub fn solve(problem: &Problem, config: &SolverConfig) -> SolveResult {
     if let Some(pool) = pool.as_mut() {
         recombine_into(problem, pool, &mut best, &mut current, config, started);
     }
+    if let Some(state) = best.state.as_mut() {
+        if state.unassigned().next().is_some() {
+            // Last look for unplanned jobs that fit the final plan somewhere: every
+            // route, every position, no blinks (the loop only samples a few per step).
+            let pen = penalty_manager.penalties();
+            let unassigned: Vec<usize> = state.unassigned().collect();
+            let sweep = RecreateParams {
+                blink_rate: 0.0,
+                every_route: true,
+            };
+            recreate(
+                problem,
+                state,
+                unassigned,
+                ls.neighbours(),
+                &pen,
+                &sweep,
+                ls.step,
+                &mut rng,
+            );
+            best.cost = state.cost(problem, &zero_penalties());
+        }
+    }
 
     let (solution, cost, feasible) = match best.state {
         Some(s) => (s.to_solution(), best.cost, true),
@@ -296,6 +325,14 @@ fn recombine_into(
     if let Some(better) = pool.recombine(problem, incumbent, limit) {
         best.offer(problem, &better);
         *current = better;
+    }
+}
+
+/// The plain objective: no penalty for time warp or excess load.
+fn zero_penalties() -> Penalties {
+    Penalties {
+        time_warp: 0,
+        excess_load: 0,
     }
 }
 

@@ -16,11 +16,16 @@ const FULL_SCAN_LIMIT: usize = 300;
 #[derive(Clone, Debug)]
 pub struct RecreateParams {
     pub blink_rate: f64,
+    /// Try every route for every job, however large the problem.
+    pub every_route: bool,
 }
 
 impl Default for RecreateParams {
     fn default() -> Self {
-        Self { blink_rate: 0.01 }
+        Self {
+            blink_rate: 0.01,
+            every_route: false,
+        }
     }
 }
 
@@ -46,7 +51,7 @@ pub fn recreate(
     rng: &mut fastrand::Rng,
 ) {
     sort_for_insertion(problem, &mut jobs, rng);
-    let full_scan = problem.jobs().len() <= FULL_SCAN_LIMIT;
+    let full_scan = params.every_route || problem.jobs().len() <= FULL_SCAN_LIMIT;
     let mut candidates: Vec<usize> = Vec::new();
     for job in jobs {
         candidates.clear();
@@ -187,9 +192,24 @@ fn best_in_route_with_rules(
     let (warp_before, excess_before) = route
         .eval
         .map_or((Duration::ZERO, Load::ZERO), |e| (e.time_warp, e.excess));
+    // Without a break and with the shortest services, the cached segments can only
+    // understate time warp: when even they show some, the real insertion has it too.
+    let quick_reject =
+        optional && warp_before == Duration::ZERO && route.single_windows && j.windows.len() == 1;
+    let stop = stop_for(problem, job, 0);
     let mut jobs = Vec::with_capacity(route.len() + 1);
     for after in 0..=route.len() {
         if rng.f64() < params.blink_rate {
+            continue;
+        }
+        if quick_reject
+            && route
+                .prefix(after)
+                .then(problem, &stop)
+                .then(problem, route.suffix(after + 1))
+                .time_warp
+                > Duration::ZERO
+        {
             continue;
         }
         let (a, b) = (route.location(after), route.location(after + 1));

@@ -25,6 +25,9 @@ pub struct RouteState {
     pub modified_at: u64,
     /// Under field rules: the route's evaluation (its cost parts), from `route_eval`.
     pub eval: Option<RouteEval>,
+    /// Whether every job on the route has a single time window (then the cached
+    /// segments use the windows the route evaluator uses).
+    pub single_windows: bool,
 }
 
 impl RouteState {
@@ -41,6 +44,7 @@ impl RouteState {
             load: Vec::new(),
             modified_at: 0,
             eval: None,
+            single_windows: true,
         };
         r.rebuild(problem, &[]);
         r
@@ -98,6 +102,10 @@ impl RouteState {
         for p in (0..n + 1).rev() {
             self.bwd[p] = self.stops[p].then(problem, &self.bwd[p + 1]);
         }
+        self.single_windows = self
+            .jobs
+            .iter()
+            .all(|&j| problem.jobs()[j].windows.len() == 1);
         self.eval = problem
             .rules()
             .map(|_| evaluate(problem, self.vehicle_type, &self.jobs, None));

@@ -187,9 +187,11 @@ impl SearchState {
     }
 }
 
-/// The stop segment of `job` aiming for its `window`-th time window.
+/// The stop segment of `job` aiming for its `window`-th time window. Under field rules
+/// the service is the job's shortest on any technician, so the route caches are an
+/// optimistic summary (the route evaluator prices the real thing).
 pub fn stop_for(problem: &Problem, job: usize, window: usize) -> DurationSegment {
     let j = &problem.jobs()[job];
     let w = j.windows[window];
-    DurationSegment::stop(j.location, j.service, w.start, w.end)
+    DurationSegment::stop(j.location, problem.min_service(job), w.start, w.end)
 }
