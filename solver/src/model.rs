@@ -260,6 +260,25 @@ impl Problem {
         Ok(self)
     }
 
+    /// The same problem with `job`'s windows replaced (what-if checks, e.g. slot search).
+    pub fn with_job_windows(
+        &self,
+        job: usize,
+        windows: Vec<TimeWindow>,
+    ) -> Result<Self, ModelError> {
+        if windows.is_empty() {
+            return Err(ModelError::NoWindow { job });
+        }
+        if windows.iter().any(|w| w.end < w.start)
+            || windows.windows(2).any(|p| p[1].start <= p[0].end)
+        {
+            return Err(ModelError::WindowsOverlap { job });
+        }
+        let mut copy = self.clone();
+        copy.jobs[job].windows = windows;
+        Ok(copy)
+    }
+
     /// The field-service rules, if any.
     #[inline]
     pub fn rules(&self) -> Option<&Rules> {

@@ -12,6 +12,7 @@ pub mod generate;
 pub mod input;
 pub mod plan;
 pub mod reasons;
+pub mod slots;
 pub mod solve;
 pub mod travel;
 pub mod validate;

@@ -1,0 +1,503 @@
+//! Slot search for booking: which narrow windows (2 hours by default) can really be
+//! promised to a customer, given the technicians' shifts, breaks and skills and every
+//! visit already booked. Not a calendar lookup: each candidate window is tested by
+//! inserting the new visit into the technician-day's route with the route evaluator,
+//! so a slot is offered only if a skilled technician can take it without breaking
+//! any confirmed window, the shift, the break or the van.
+//!
+//! The same check ([`check_visit`]) runs again when a booking is confirmed, under the
+//! database's lock on that technician-day, so an offer that went stale is refused.
+
+use super::compile::{compile, Blocker, Compiled};
+use super::input::{
+    CustomerTier, Equipment, JobInput, JobKind, Place, ProblemInput, Technician, WindowInput,
+};
+use super::travel::TravelOptions;
+use super::validate::{ValidationError, ValidationErrors};
+use crate::model::TimeWindow;
+use crate::search::schedule_route;
+use crate::units::Duration;
+use chrono::{DateTime, FixedOffset, NaiveDate, TimeDelta, Timelike};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+
+/// What the operation looks like: who works when, and how travel is measured.
+#[derive(Clone, Debug)]
+pub struct Operation {
+    pub time_zone: String,
+    pub travel: TravelOptions,
+    pub technicians: Vec<Technician>,
+    /// Share of each technician-day kept free for repairs (SLA work): other kinds of
+    /// visit may fill at most `1 - repair_reserve` of the shift with on-site time.
+    pub repair_reserve: f64,
+}
+
+/// A visit already promised: the job (its `windows` hold the promised window) and
+/// the technician-day it is planned on.
+#[derive(Clone, Debug)]
+pub struct BookedVisit {
+    pub job: JobInput,
+    pub technician: String,
+    pub date: NaiveDate,
+}
+
+/// What a customer (through the chat bot) asks for.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SlotRequest {
+    pub place: Place,
+    pub kind: JobKind,
+    #[serde(default)]
+    pub tier: CustomerTier,
+    pub duration_minutes: u32,
+    #[serde(default)]
+    pub required_skills: BTreeMap<String, u8>,
+    #[serde(default)]
+    pub equipment: Equipment,
+    pub earliest_day: NaiveDate,
+    /// How many days from `earliest_day` to look at (1–31).
+    pub days: u32,
+    /// Window length in minutes (default 120).
+    #[serde(default = "default_window")]
+    pub window_minutes: u32,
+}
+
+fn default_window() -> u32 {
+    120
+}
+
+/// A window that can be promised, with the technician-day that would do it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SlotOffer {
+    pub start: DateTime<FixedOffset>,
+    pub end: DateTime<FixedOffset>,
+    /// 0–100: higher is a better fit (less extra driving and waiting, sooner).
+    pub grade: u8,
+    pub technician: String,
+    pub date: NaiveDate,
+    /// Driving and waiting the visit adds to that day, in minutes.
+    pub extra_minutes: f64,
+}
+
+/// The answer to a slot search.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SlotAnswer {
+    /// Best first; empty when every suitable day is full.
+    Slots(Vec<SlotOffer>),
+    /// The place is outside every suitable technician's territory.
+    NotServed,
+    /// Nobody has the skills the visit needs.
+    NoSkilledTechnician,
+}
+
+/// At most this many technicians per day are examined, the nearest to the place
+/// first (a far technician would grade poorly anyway).
+const NEAREST_PER_DAY: usize = 12;
+
+/// The slots a request can be offered, best first (at most `limit`).
+pub fn search_slots(
+    op: &Operation,
+    bookings: &[BookedVisit],
+    req: &SlotRequest,
+    limit: usize,
+) -> Result<SlotAnswer, ValidationErrors> {
+    validate_request(req)?;
+    let tz: chrono_tz::Tz = op.time_zone.parse().map_err(|_| {
+        ValidationErrors(vec![ValidationError::new(
+            "$.time_zone",
+            "unknown_time_zone",
+            format!("unknown time zone {:?}", op.time_zone),
+        )])
+    })?;
+    let mut by_day: HashMap<(&str, NaiveDate), Vec<&BookedVisit>> = HashMap::new();
+    for b in bookings {
+        by_day
+            .entry((b.technician.as_str(), b.date))
+            .or_default()
+            .push(b);
+    }
+    let mut offers = Vec::new();
+    let (mut skilled_somewhere, mut in_territory_somewhere) = (false, false);
+    for offset in 0..req.days {
+        let date = req.earliest_day + TimeDelta::days(offset as i64);
+        // Technicians working that day, nearest first.
+        let mut working: Vec<(f64, &Technician, usize)> = op
+            .technicians
+            .iter()
+            .filter_map(|t| {
+                let shift = t.shifts.iter().position(|s| s.date == date)?;
+                let place = t.shifts[shift].start_place.as_ref().unwrap_or(&t.home);
+                Some((rough_km(place, &req.place), t, shift))
+            })
+            .collect();
+        working.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
+        let mut examined = 0;
+        for (_, tech, shift) in working {
+            if examined >= NEAREST_PER_DAY {
+                break;
+            }
+            let day = by_day
+                .get(&(tech.id.as_str(), date))
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            let outcome = day_slots(op, tz, tech, shift, day, req, offset)?;
+            match outcome {
+                DayOutcome::Blocked(Blocker::NoSkilledTechnician) => continue,
+                DayOutcome::Blocked(Blocker::OutsideTerritory) => {
+                    skilled_somewhere = true;
+                    continue;
+                }
+                DayOutcome::Blocked(_) => {
+                    skilled_somewhere = true;
+                    in_territory_somewhere = true;
+                    examined += 1;
+                }
+                DayOutcome::Offers(mut found) => {
+                    skilled_somewhere = true;
+                    in_territory_somewhere = true;
+                    examined += 1;
+                    offers.append(&mut found);
+                }
+            }
+        }
+    }
+    if !skilled_somewhere {
+        return Ok(SlotAnswer::NoSkilledTechnician);
+    }
+    if !in_territory_somewhere {
+        return Ok(SlotAnswer::NotServed);
+    }
+    // One offer per window (the best technician for it), best first.
+    offers.sort_by(|a, b| {
+        b.grade
+            .cmp(&a.grade)
+            .then(a.start.cmp(&b.start))
+            .then(a.extra_minutes.total_cmp(&b.extra_minutes))
+    });
+    let mut seen = std::collections::HashSet::new();
+    offers.retain(|o| seen.insert((o.start, o.end)));
+    offers.truncate(limit);
+    Ok(SlotAnswer::Slots(offers))
+}
+
+/// Whether `visit` (its job's single window) fits `technician`'s day on `date` next to
+/// `others` (the visits already booked there). `Err` says why not.
+pub fn check_visit(
+    op: &Operation,
+    visit: &BookedVisit,
+    others: &[BookedVisit],
+) -> Result<(), VisitRefusal> {
+    let tech = op
+        .technicians
+        .iter()
+        .find(|t| t.id == visit.technician)
+        .ok_or(VisitRefusal::UnknownTechnician)?;
+    let shift = tech
+        .shifts
+        .iter()
+        .position(|s| s.date == visit.date)
+        .ok_or(VisitRefusal::NoShift)?;
+    let refs: Vec<&BookedVisit> = others.iter().collect();
+    let day = DayProblem::build(op, tech, shift, &refs, visit.job.clone())
+        .map_err(|_| VisitRefusal::Invalid)?;
+    if let Some(b) = day.compiled.job_blockers[day.candidate] {
+        return Err(VisitRefusal::Blocked(b));
+    }
+    // The promise holds when all the day's visits, this one included, fit together in
+    // some order (not only in the order the offer was computed with).
+    match day.joint_order(true) {
+        Some(_) => Ok(()),
+        None => Err(VisitRefusal::DoesNotFit),
+    }
+}
+
+/// Why a visit cannot be booked on a technician-day.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VisitRefusal {
+    UnknownTechnician,
+    NoShift,
+    Invalid,
+    Blocked(Blocker),
+    /// Adding it would break a window, the shift, the break or the van.
+    DoesNotFit,
+}
+
+enum DayOutcome {
+    Blocked(Blocker),
+    Offers(Vec<SlotOffer>),
+}
+
+/// One technician-day as a tiny problem: its booked visits plus the candidate.
+struct DayProblem {
+    compiled: Compiled,
+    /// Core job index of the candidate (the last job).
+    candidate: usize,
+}
+
+impl DayProblem {
+    fn build(
+        op: &Operation,
+        tech: &Technician,
+        shift: usize,
+        day: &[&BookedVisit],
+        candidate: JobInput,
+    ) -> Result<Self, ValidationErrors> {
+        let mut t = tech.clone();
+        t.shifts = vec![tech.shifts[shift].clone()];
+        let mut jobs: Vec<JobInput> = day.iter().map(|b| b.job.clone()).collect();
+        // Booked visits stay with this technician whatever their pins said; their ids
+        // only need to be distinct here.
+        for (k, j) in jobs.iter_mut().enumerate() {
+            j.id = format!("booked-{k}");
+            j.pinned_technician = None;
+            j.preferred_technician = None;
+        }
+        jobs.push(candidate);
+        let input = ProblemInput {
+            version: super::input::PROBLEM_VERSION,
+            time_zone: op.time_zone.clone(),
+            skills: None,
+            technicians: vec![t],
+            jobs,
+            travel: op.travel.clone(),
+            objective: Default::default(),
+        };
+        let compiled = compile(&input, &HashMap::new())?;
+        let candidate = input.jobs.len() - 1;
+        Ok(Self {
+            compiled,
+            candidate,
+        })
+    }
+
+    /// A feasible order of the booked visits: by window start when that works (the
+    /// usual case with narrow windows), else the one the search finds (the candidate,
+    /// if the search also planned it, is taken out again).
+    fn order(&self) -> Option<Vec<usize>> {
+        self.joint_order(false)
+    }
+
+    /// [`Self::order`] over the booked visits and, with `with_candidate`, the candidate
+    /// too (with its compiled window).
+    fn joint_order(&self, with_candidate: bool) -> Option<Vec<usize>> {
+        let p = &self.compiled.problem;
+        let count = self.candidate + usize::from(with_candidate);
+        let mut booked: Vec<usize> = (0..count).collect();
+        booked.sort_by_key(|&j| (p.jobs()[j].windows[0].start, p.jobs()[j].windows[0].end, j));
+        let feasible =
+            |route: &[usize]| schedule_route(p, 0, route).is_some_and(|(_, e)| e.is_feasible());
+        if feasible(&booked) {
+            return Some(booked);
+        }
+        let result = crate::search::solve(
+            p,
+            &crate::search::SolverConfig {
+                seed: 1,
+                max_iterations: Some(300),
+                time_limit: None,
+                ..Default::default()
+            },
+        );
+        let route: Vec<usize> = result
+            .solution
+            .used_routes()
+            .flat_map(|r| r.jobs.iter().copied())
+            .filter(|&j| with_candidate || j != self.candidate)
+            .collect();
+        (route.len() == count && feasible(&route)).then_some(route)
+    }
+
+    /// The cheapest feasible position for the candidate in `base` under `problem`
+    /// (whose candidate window may differ from the compiled one): (position, extra
+    /// minutes of driving and waiting).
+    fn best_insertion(&self, problem: &crate::Problem, base: &[usize]) -> Option<(usize, f64)> {
+        let before_duration = if base.is_empty() {
+            Duration::ZERO
+        } else {
+            schedule_route(problem, 0, base)?.0.duration
+        };
+        let service = problem.service_on(self.candidate, 0);
+        let mut best: Option<(usize, f64)> = None;
+        let mut route = Vec::with_capacity(base.len() + 1);
+        for at in 0..=base.len() {
+            route.clear();
+            route.extend_from_slice(&base[..at]);
+            route.push(self.candidate);
+            route.extend_from_slice(&base[at..]);
+            let Some((s, e)) = schedule_route(problem, 0, &route) else {
+                continue;
+            };
+            if !e.is_feasible() {
+                continue;
+            }
+            // A day without visits has no break yet: it comes with the first one.
+            let break_minutes = if base.is_empty() {
+                s.break_taken.map_or(0, |b| (b.end - b.start).get())
+            } else {
+                0
+            };
+            let extra = (s.duration - before_duration - service).get() - break_minutes;
+            let extra = extra.max(0) as f64 / 60.0;
+            if best.is_none_or(|(_, x)| extra < x) {
+                best = Some((at, extra));
+            }
+        }
+        best
+    }
+}
+
+fn day_slots(
+    op: &Operation,
+    tz: chrono_tz::Tz,
+    tech: &Technician,
+    shift: usize,
+    day: &[&BookedVisit],
+    req: &SlotRequest,
+    day_offset: u32,
+) -> Result<DayOutcome, ValidationErrors> {
+    let s = &tech.shifts[shift];
+    let date = s.date;
+    let local = |t: chrono::NaiveTime| {
+        super::compile::local_instant(tz, date.and_time(t)).with_timezone(&tz)
+    };
+    let (shift_start, shift_end) = (local(s.start), local(s.end));
+    // Capacity kept for repairs: other visits may not fill the day beyond the reserve.
+    if req.kind != JobKind::Repair {
+        let booked: u32 = day.iter().map(|b| b.job.duration_minutes).sum();
+        let shift_minutes = (shift_end - shift_start).num_minutes().max(0) as f64;
+        if (booked + req.duration_minutes) as f64 > (1.0 - op.repair_reserve) * shift_minutes {
+            return Ok(DayOutcome::Offers(Vec::new()));
+        }
+    }
+    let whole_day = WindowInput {
+        start: shift_start.fixed_offset(),
+        end: shift_end.fixed_offset(),
+    };
+    let candidate = request_job(req, whole_day);
+    let day_problem = DayProblem::build(op, tech, shift, day, candidate)?;
+    if let Some(b) = day_problem.compiled.job_blockers[day_problem.candidate] {
+        return Ok(DayOutcome::Blocked(b));
+    }
+    let Some(base) = day_problem.order() else {
+        return Ok(DayOutcome::Offers(Vec::new()));
+    };
+    let c = &day_problem.compiled;
+    let length = TimeDelta::minutes(req.window_minutes as i64);
+    let mut offers = Vec::new();
+    // Windows start on the hour, from the shift start to the last that ends by the shift end.
+    let mut start = shift_start;
+    if start.minute() != 0 || start.second() != 0 {
+        start = start
+            - TimeDelta::minutes(start.minute() as i64)
+            - TimeDelta::seconds(start.second() as i64)
+            + TimeDelta::hours(1);
+    }
+    while start + length <= shift_end {
+        let end = start + length;
+        let window = TimeWindow::new(
+            c.from_instant(start.fixed_offset()),
+            c.from_instant(end.fixed_offset()),
+        );
+        let problem = c
+            .problem
+            .with_job_windows(day_problem.candidate, vec![window])
+            .expect("one valid window");
+        if let Some((_, extra)) = day_problem.best_insertion(&problem, &base) {
+            let grade = 100.0 - (2.0 * extra).min(80.0) - (3.0 * day_offset as f64).min(20.0);
+            offers.push(SlotOffer {
+                start: start.fixed_offset(),
+                end: end.fixed_offset(),
+                grade: grade.round().clamp(0.0, 100.0) as u8,
+                technician: tech.id.clone(),
+                date,
+                extra_minutes: (extra * 10.0).round() / 10.0,
+            });
+        }
+        start += TimeDelta::hours(1);
+    }
+    Ok(DayOutcome::Offers(offers))
+}
+
+/// The job a request would become, with the given window.
+pub fn request_job(req: &SlotRequest, window: WindowInput) -> JobInput {
+    JobInput {
+        id: "__candidate__".into(),
+        kind: req.kind,
+        tier: req.tier,
+        place: req.place.clone(),
+        duration_minutes: req.duration_minutes,
+        duration_by_level: BTreeMap::new(),
+        required_skills: req.required_skills.clone(),
+        windows: vec![window],
+        priority: 5,
+        sla_due: None,
+        pinned_technician: None,
+        pinned_start: None,
+        preferred_technician: None,
+        equipment: req.equipment,
+        same_technician_as: None,
+        after_job: None,
+    }
+}
+
+fn validate_request(req: &SlotRequest) -> Result<(), ValidationErrors> {
+    let mut errors = Vec::new();
+    let mut bad = |path: &str, code: &'static str, message: String| {
+        errors.push(ValidationError::new(path, code, message));
+    };
+    let on_earth =
+        (-90.0..=90.0).contains(&req.place.lat) && (-180.0..=180.0).contains(&req.place.lon);
+    if !on_earth {
+        bad(
+            "$.place",
+            "coordinates_out_of_range",
+            format!(
+                "({}, {}) is not a place on Earth",
+                req.place.lat, req.place.lon
+            ),
+        );
+    }
+    if req.duration_minutes == 0 || req.duration_minutes > 12 * 60 {
+        bad(
+            "$.duration_minutes",
+            "invalid_duration",
+            format!(
+                "{} minutes: must be between 1 and 720",
+                req.duration_minutes
+            ),
+        );
+    }
+    if req.days == 0 || req.days > 31 {
+        bad(
+            "$.days",
+            "invalid_days",
+            format!("{} days: must be between 1 and 31", req.days),
+        );
+    }
+    if req.window_minutes < 30 || req.window_minutes > 12 * 60 {
+        bad(
+            "$.window_minutes",
+            "invalid_window",
+            format!("{} minutes: must be between 30 and 720", req.window_minutes),
+        );
+    }
+    for (skill, level) in &req.required_skills {
+        if !(1..=5).contains(level) {
+            bad(
+                &format!("$.required_skills.{skill}"),
+                "invalid_level",
+                format!("level {level}: must be 1 to 5"),
+            );
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ValidationErrors(errors))
+    }
+}
+
+/// Straight-line distance in km (ordering technicians by nearness only).
+fn rough_km(a: &Place, b: &Place) -> f64 {
+    let (dlat, dlon) = (a.lat - b.lat, (a.lon - b.lon) * a.lat.to_radians().cos());
+    111.2 * (dlat * dlat + dlon * dlon).sqrt()
+}
