@@ -138,6 +138,8 @@ pub enum ModelError {
         vehicles: usize,
         expected_vehicles: usize,
     },
+    #[error("job {job}: relation to job {other}, which is itself or does not exist")]
+    BadRelation { job: usize, other: usize },
     #[error("travel from location {location} to itself must be zero under field rules")]
     NonZeroDiagonal { location: usize },
     #[error("{what} refers to vehicle type {vehicle_type}, which does not exist")]
@@ -283,6 +285,20 @@ impl Problem {
     #[inline]
     pub fn rules(&self) -> Option<&Rules> {
         self.rules.as_deref().map(|(r, _)| r)
+    }
+
+    /// Whether the rules relate jobs to each other (same technician, after).
+    #[inline]
+    pub fn has_relations(&self) -> bool {
+        self.rules.as_deref().is_some_and(|(_, c)| c.relations)
+    }
+
+    /// The jobs that must start after `job` ends.
+    pub fn successors(&self, job: usize) -> &[usize] {
+        match self.rules.as_deref() {
+            Some((_, c)) => &c.successors[job],
+            None => &[],
+        }
     }
 
     /// Whether vehicle type `vt` may serve `job` (always, without rules).

@@ -55,6 +55,11 @@ pub struct JobRules {
     /// Preferred vehicle types; any other costs `not_preferred_cost`. Empty = no preference.
     pub preferred: Vec<usize>,
     pub not_preferred_cost: i64,
+    /// Jobs that must be served by a vehicle type of the same group (the same
+    /// technician, on any of their days) when both are planned.
+    pub same_group_as: Vec<usize>,
+    /// Jobs that must be planned and end before this job starts.
+    pub after: Vec<usize>,
 }
 
 /// All field rules of a problem: one entry per job and per vehicle type.
@@ -67,6 +72,9 @@ pub struct Rules {
     pub balance_per_hour_squared: i64,
     /// Time units per hour (3600 when time is in seconds).
     pub units_per_hour: i64,
+    /// Group of each vehicle type (e.g. its technician) for `same_group_as`; empty
+    /// means every vehicle type is its own group.
+    pub groups: Vec<usize>,
 }
 
 /// `JobRules::allowed` as bitset rows (one row of `words` u64 per job), for O(1) lookups.
@@ -74,6 +82,9 @@ pub struct Rules {
 pub(crate) struct Compatibility {
     bits: Vec<u64>,
     words: usize,
+    /// Whether any job has a relation, and for each job the jobs that must come after it.
+    pub(crate) relations: bool,
+    pub(crate) successors: Vec<Vec<usize>>,
 }
 
 impl Compatibility {
@@ -129,6 +140,11 @@ impl Rules {
             for &v in j.previous.iter().chain(&j.preferred) {
                 bad_type(format!("job {k} previous/preferred"), v)?;
             }
+            for &other in j.same_group_as.iter().chain(&j.after) {
+                if other >= jobs || other == k {
+                    return Err(ModelError::BadRelation { job: k, other });
+                }
+            }
             if j.pickup < Load::ZERO {
                 return Err(ModelError::Negative {
                     what: format!("job {k} pickup"),
@@ -147,6 +163,14 @@ impl Rules {
                 }
             }
         }
+        if !self.groups.is_empty() && self.groups.len() != vehicle_types {
+            return Err(ModelError::RulesShape {
+                jobs: self.jobs.len(),
+                expected_jobs: jobs,
+                vehicles: self.groups.len(),
+                expected_vehicles: vehicle_types,
+            });
+        }
         if self.units_per_hour <= 0 {
             self.units_per_hour = 3600;
         }
@@ -159,7 +183,35 @@ impl Rules {
                 Some(a) => a.iter().for_each(|&v| row[v / 64] |= 1 << (v % 64)),
             }
         }
-        Ok((self, Compatibility { bits, words }))
+        let mut successors = vec![Vec::new(); jobs];
+        for (k, j) in self.jobs.iter().enumerate() {
+            for &x in &j.after {
+                successors[x].push(k);
+            }
+        }
+        let relations = self.has_relations();
+        Ok((
+            self,
+            Compatibility {
+                bits,
+                words,
+                relations,
+                successors,
+            },
+        ))
+    }
+
+    /// The group of vehicle type `vt` (for `same_group_as`).
+    #[inline]
+    pub fn group(&self, vt: usize) -> usize {
+        self.groups.get(vt).copied().unwrap_or(vt)
+    }
+
+    /// Whether any job has a relation to another (same group, after).
+    pub fn has_relations(&self) -> bool {
+        self.jobs
+            .iter()
+            .any(|j| !j.same_group_as.is_empty() || !j.after.is_empty())
     }
 
     /// Whether `job` must be planned.

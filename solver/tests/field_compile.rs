@@ -363,21 +363,33 @@ fn rejects_references_to_unknown_technicians_and_jobs() {
 }
 
 #[test]
-fn says_job_dependencies_are_not_supported_yet() {
+fn job_relations_compile_and_bad_ones_are_refused() {
     let mut input = minimal();
     input.jobs.push(job("j2"));
+    input.jobs.push(job("j3"));
     input.jobs[1].same_technician_as = Some("j1".into());
     input.jobs[1].after_job = Some("j1".into());
+    let c = compiled(&input);
+    let rules = c.problem.rules().unwrap();
+    assert_eq!(rules.jobs[1].same_group_as, vec![0]);
+    assert_eq!(rules.jobs[0].same_group_as, vec![1], "symmetric");
+    assert_eq!(rules.jobs[1].after, vec![0]);
+    assert_eq!(c.problem.successors(0), &[1]);
+    assert!(c.problem.has_relations());
+
+    // A job after itself, and a loop j2 → j3 → j2.
+    input.jobs[0].after_job = Some("j1".into());
+    input.jobs[1].after_job = Some("j3".into());
+    input.jobs[2].after_job = Some("j2".into());
     let e = validate(&input).unwrap_err();
     let found: Vec<_> = e.iter().map(|e| (e.path.as_str(), e.code)).collect();
     assert_eq!(
         found,
         vec![
-            ("$.jobs[1].same_technician_as", "not_supported"),
-            ("$.jobs[1].after_job", "not_supported")
+            ("$.jobs[0].after_job", "self_relation"),
+            ("$.jobs[1].after_job", "relation_cycle"),
         ]
     );
-    assert!(e.0[0].message.contains("not supported"));
 }
 
 #[test]

@@ -270,3 +270,40 @@ fn preferred_technician_is_used_when_it_costs_little() {
     assert_eq!(plan.routes.len(), 1);
     assert_eq!(plan.routes[0].technician, "t1");
 }
+
+#[test]
+fn random_job_relations_hold_in_checked_plans() {
+    use despacho_solver::field::check::check_plan;
+    let mut kept = 0;
+    for seed in 0..12 {
+        let mut input = three_technicians(14, seed);
+        let mut rng = fastrand::Rng::with_seed(seed);
+        for k in 1..input.jobs.len() {
+            match rng.usize(0..4) {
+                // Only earlier jobs, so there is no cycle.
+                0 => input.jobs[k].after_job = Some(input.jobs[rng.usize(0..k)].id.clone()),
+                1 => {
+                    input.jobs[k].same_technician_as = Some(input.jobs[rng.usize(0..k)].id.clone())
+                }
+                _ => {}
+            }
+        }
+        let plan = solve_field(&input, None, &config()).unwrap().plan;
+        let check = check_plan(&input, &plan).unwrap();
+        assert!(check.is_feasible(), "seed {seed}: {:?}", check.violations);
+        let planned: std::collections::HashSet<&str> = plan
+            .routes
+            .iter()
+            .flat_map(|r| r.stops.iter().map(|s| s.job.as_str()))
+            .collect();
+        kept += input
+            .jobs
+            .iter()
+            .filter(|j| {
+                let other = j.after_job.as_deref().or(j.same_technician_as.as_deref());
+                other.is_some_and(|o| planned.contains(o)) && planned.contains(j.id.as_str())
+            })
+            .count();
+    }
+    assert!(kept >= 30, "only {kept} relations planned on both ends");
+}

@@ -100,6 +100,7 @@ fn tiny(seed: u64, n: usize, with_overtime: bool) -> Tiny {
             vehicles: vehicle_rules,
             balance_per_hour_squared: 0,
             units_per_hour: 3600,
+            groups: Vec::new(),
         })
         .unwrap();
     Tiny { problem }

@@ -38,6 +38,8 @@
 //! | `missing_break` | the shift has a break rule, the route has visits, but no break |
 //! | `break` | the break breaks its rule or does not fit where it is placed |
 //! | `reported_value` | a number the plan reports differs from the recomputed one |
+//! | `same_technician` | two jobs that must share a technician are done by two |
+//! | `after_job` | a job is planned before (or without) the job it must follow |
 //! | `kpi_mismatch` | a KPI count differs from the plan's content |
 //! | `cost_mismatch` | the plan's total cost differs from the recomputed one |
 //!
@@ -197,6 +199,7 @@ pub fn check_plan(problem: &ProblemInput, plan: &Plan) -> Result<PlanCheck, Chec
         c.route(r, route);
     }
     c.unassigned();
+    c.relations();
     c.kpis();
     c.total_cost();
     let jobs_assigned = c.planned.len();
@@ -1092,6 +1095,71 @@ impl<'a> Checker<'a> {
                         rule.duration_minutes
                     ),
                 );
+            }
+        }
+    }
+
+    /// `same_technician_as`: both planned jobs with one technician; `after_job`: the
+    /// later job is planned only if the earlier is, and starts after it ends.
+    fn relations(&mut self) {
+        // Job id → (technician, start, end, path of its stop), read from the plan itself.
+        type Visit<'v> = (&'v str, Option<i64>, Option<i64>, String);
+        let mut visits: HashMap<&'a str, Visit<'a>> = HashMap::new();
+        for (r, route) in self.plan.routes.iter().enumerate() {
+            for (s, stop) in route.stops.iter().enumerate() {
+                let read = |t: &str| {
+                    chrono::DateTime::parse_from_rfc3339(t)
+                        .ok()
+                        .map(|t| t.timestamp())
+                };
+                visits.entry(stop.job.as_str()).or_insert((
+                    route.technician.as_str(),
+                    read(&stop.start),
+                    read(&stop.end),
+                    format!("$.routes[{r}].stops[{s}]"),
+                ));
+            }
+        }
+        for job in &self.problem.jobs {
+            let Some((tech, start, _, path)) = visits.get(job.id.as_str()).cloned() else {
+                continue;
+            };
+            if let Some(other) = job.same_technician_as.as_deref() {
+                if let Some((other_tech, ..)) = visits.get(other) {
+                    if *other_tech != tech {
+                        self.push(
+                            format!("{path}.job"),
+                            "same_technician",
+                            format!(
+                                "job `{}` must be done by the same technician as `{other}`, \
+                                 but `{tech}` and `{other_tech}` do them",
+                                job.id
+                            ),
+                        );
+                    }
+                }
+            }
+            if let Some(before) = job.after_job.as_deref() {
+                match visits.get(before) {
+                    None => self.push(
+                        format!("{path}.job"),
+                        "after_job",
+                        format!(
+                            "job `{}` must come after `{before}`, which is not planned",
+                            job.id
+                        ),
+                    ),
+                    Some((_, _, Some(before_end), _)) => {
+                        if start.is_some_and(|s| s < *before_end) {
+                            self.push(
+                                format!("{path}.start"),
+                                "after_job",
+                                format!("job `{}` starts before `{before}` ends", job.id),
+                            );
+                        }
+                    }
+                    Some(_) => {}
+                }
             }
         }
     }

@@ -488,7 +488,33 @@ pub fn compile(
             change_cost: rate(objective.stability_change),
             preferred: types_of(job.preferred_technician.as_deref()),
             not_preferred_cost: rate(objective.not_preferred),
+            same_group_as: Vec::new(),
+            after: Vec::new(),
         });
+    }
+    // Relations between jobs (validated: the ids exist and are not the job itself).
+    let job_index: HashMap<&str, usize> = input
+        .jobs
+        .iter()
+        .enumerate()
+        .map(|(k, j)| (j.id.as_str(), k))
+        .collect();
+    for (k, job) in input.jobs.iter().enumerate() {
+        if let Some(&other) = job
+            .same_technician_as
+            .as_deref()
+            .and_then(|id| job_index.get(id))
+        {
+            job_rules[k].same_group_as.push(other);
+            job_rules[other].same_group_as.push(k);
+        }
+        if let Some(&other) = job.after_job.as_deref().and_then(|id| job_index.get(id)) {
+            job_rules[k].after.push(other);
+        }
+    }
+    for r in &mut job_rules {
+        r.same_group_as.sort_unstable();
+        r.same_group_as.dedup();
     }
 
     let rules = Rules {
@@ -496,6 +522,8 @@ pub fn compile(
         vehicles: vehicle_rules,
         balance_per_hour_squared: rate(objective.balance_per_hour_squared),
         units_per_hour: 3600,
+        // "Same technician": vehicle types group by technician.
+        groups: vehicles.iter().map(|v| v.technician).collect(),
     };
     let problem = Problem::new(distances, durations, vehicle_types, jobs)
         .and_then(|p| p.with_rules(rules))

@@ -190,10 +190,10 @@ pub struct JobInput {
     pub preferred_technician: Option<String>,
     #[serde(default)]
     pub equipment: Equipment,
-    /// Must be done by the same technician as this job (not yet supported by the search).
+    /// Must be done by the same technician as this job (on any of their days), when both are planned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub same_technician_as: Option<String>,
-    /// Must start after this job ends (not yet supported by the search).
+    /// Must start after this job ends; planned only if that job is planned too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after_job: Option<String>,
 }

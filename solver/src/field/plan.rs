@@ -92,6 +92,9 @@ pub enum UnassignedReason {
     /// It fits alone, but the suitable days are full of work of the same or lower
     /// priority that together costs less to keep (e.g. several jobs instead of this one).
     NoCapacityLeft,
+    /// The job it must follow is not planned, or its "same technician" partner's
+    /// technician cannot take it.
+    RelationUnmet,
 }
 
 impl UnassignedReason {
@@ -105,6 +108,7 @@ impl UnassignedReason {
             Self::WindowUnreachable => "no suitable technician can reach the job within a window, even with nothing else to do",
             Self::DisplacedByHigherPriority => "suitable technicians are fully booked with higher-priority jobs",
             Self::NoCapacityLeft => "suitable technicians are fully booked with other jobs of the same or lower priority",
+            Self::RelationUnmet => "the job it must follow is not planned, or its same-technician partner's technician cannot take it",
         }
     }
 }

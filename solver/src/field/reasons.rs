@@ -51,7 +51,29 @@ pub fn unassigned_reason(
             UnassignedReason::WindowUnreachable
         };
     }
-    // It fits alone: the suitable days are taken. By more important work?
+    // It fits alone. Held back by a relation?
+    if let Some(rules) = problem.rules() {
+        let planned_on = |j: usize| {
+            solution
+                .used_routes()
+                .find(|r| r.jobs.contains(&j))
+                .map(|r| r.vehicle_type)
+        };
+        let predecessor_missing = rules.jobs[job]
+            .after
+            .iter()
+            .any(|&x| planned_on(x).is_none());
+        let partner_elsewhere = rules.jobs[job].same_group_as.iter().any(|&p| {
+            planned_on(p).is_some_and(|vt| {
+                let g = rules.group(vt);
+                !suitable.iter().any(|&v| rules.group(v) == g)
+            })
+        });
+        if predecessor_missing || partner_elsewhere {
+            return UnassignedReason::RelationUnmet;
+        }
+    }
+    // The suitable days are taken. By more important work?
     let priority = input.jobs[job].priority;
     let displaced = solution
         .used_routes()

@@ -145,6 +145,7 @@ pub fn validate(input: &ProblemInput) -> Result<(), ValidationErrors> {
     for (i, j) in input.jobs.iter().enumerate() {
         c.job(&format!("$.jobs[{i}]"), j);
     }
+    c.after_job_cycles(input);
     for e in validate_options(&input.travel) {
         c.push(format!("$.{}", e.path()), e.code(), format!("{e}"));
     }
@@ -183,6 +184,56 @@ impl<'a> Checker<'a> {
             technician_ids: input.technicians.iter().map(|t| t.id.as_str()).collect(),
             job_ids: input.jobs.iter().map(|j| j.id.as_str()).collect(),
             matrix_locations,
+        }
+    }
+
+    /// `after_job` chains must end: "A after B, B after A" can never be planned.
+    fn after_job_cycles(&mut self, input: &ProblemInput) {
+        let index: HashMap<&str, usize> = input
+            .jobs
+            .iter()
+            .enumerate()
+            .map(|(k, j)| (j.id.as_str(), k))
+            .collect();
+        let next = |k: usize| {
+            input.jobs[k]
+                .after_job
+                .as_deref()
+                .and_then(|id| index.get(id).copied())
+                .filter(|&n| n != k)
+        };
+        for start in 0..input.jobs.len() {
+            // Each job names at most one predecessor, so a chain longer than the job
+            // count has looped; report the loop once, at its smallest index.
+            let (mut k, mut steps) = (start, 0);
+            while let Some(n) = next(k) {
+                k = n;
+                steps += 1;
+                if k == start {
+                    let smallest = {
+                        let (mut m, mut j) = (start, next(start));
+                        while let Some(x) = j.filter(|&x| x != start) {
+                            m = m.min(x);
+                            j = next(x);
+                        }
+                        m
+                    };
+                    if smallest == start {
+                        self.push(
+                            format!("$.jobs[{start}].after_job"),
+                            "relation_cycle",
+                            format!(
+                                "job `{}` is, through `after_job`, required to start after itself",
+                                input.jobs[start].id
+                            ),
+                        );
+                    }
+                    break;
+                }
+                if steps > input.jobs.len() {
+                    break;
+                }
+            }
         }
     }
 
@@ -433,14 +484,11 @@ impl<'a> Checker<'a> {
                         "unknown_job",
                         format!("there is no job with id `{id}`"),
                     );
-                } else {
+                } else if *id == j.id {
                     self.push(
                         path,
-                        "not_supported",
-                        format!(
-                            "jobs that must be {what} another job are not supported by the planner yet; \
-                             remove `{field}` (or pin both jobs) to plan this problem"
-                        ),
+                        "self_relation",
+                        format!("a job cannot be {what} itself"),
                     );
                 }
             }

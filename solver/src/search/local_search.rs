@@ -399,6 +399,9 @@ impl LocalSearch {
         if bound >= old {
             return false;
         }
+        if problem.has_relations() && !keeps_groups(problem, state, m) {
+            return false;
+        }
         let mut new = Cost::ZERO;
         for s in 0..m.count {
             new += cost_of(
@@ -543,6 +546,33 @@ impl Move {
             count: 2,
         }
     }
+}
+
+/// Whether the move keeps every "same technician" pair with one technician group.
+fn keeps_groups(problem: &Problem, state: &SearchState, m: &Move) -> bool {
+    let rules = problem.rules().expect("relations come with rules");
+    let new: Vec<Vec<usize>> = (0..m.count)
+        .map(|s| jobs_of(state, &m.pieces[s][..m.lens[s]]))
+        .collect();
+    let group_after = |j: usize| -> Option<usize> {
+        for s in 0..m.count {
+            if new[s].contains(&j) {
+                return Some(rules.group(state.routes[m.routes[s]].vehicle_type));
+            }
+        }
+        let r = state.route_of[j];
+        (r != UNASSIGNED && !m.routes[..m.count].contains(&r))
+            .then(|| rules.group(state.routes[r].vehicle_type))
+    };
+    new.iter().enumerate().all(|(s, jobs)| {
+        let g = rules.group(state.routes[m.routes[s]].vehicle_type);
+        jobs.iter().all(|&j| {
+            rules.jobs[j]
+                .same_group_as
+                .iter()
+                .all(|&p| group_after(p).is_none_or(|gp| gp == g))
+        })
+    })
 }
 
 /// Empty routes tried per job when opening a new route.

@@ -131,17 +131,8 @@ pub fn solve(problem: &Problem, config: &SolverConfig) -> SolveResult {
         .filter(|_| problem.rules().is_none())
         .map(|_| route_pool::RoutePool::new(POOL_CAPACITY));
 
-    let scale = (current
-        .routes_cost(
-            problem,
-            &Penalties {
-                time_warp: 0,
-                excess_load: 0,
-            },
-        )
-        .get() as f64
-        / n.max(1) as f64)
-        .max(1.0);
+    let scale =
+        (current.routes_cost(problem, &zero_penalties()).get() as f64 / n.max(1) as f64).max(1.0);
     let (t_start, t_end) = (
         config.start_temperature * scale,
         config.end_temperature * scale,
@@ -188,7 +179,7 @@ pub fn solve(problem: &Problem, config: &SolverConfig) -> SolveResult {
         }
         ls.run(problem, &mut candidate, &pen, &mut rng, &[]);
 
-        let time_ok = candidate.is_time_feasible();
+        let time_ok = candidate.is_time_feasible(problem);
         let load_ok = candidate.is_load_feasible(problem);
         if time_ok && load_ok {
             best.offer(problem, &candidate);
@@ -197,10 +188,7 @@ pub fn solve(problem: &Problem, config: &SolverConfig) -> SolveResult {
             let mut repaired = candidate.clone();
             ls.step += 1;
             let strong = pen.scaled(10);
-            let zero = Penalties {
-                time_warp: 0,
-                excess_load: 0,
-            };
+            let zero = zero_penalties();
             let broken: Vec<usize> = (0..repaired.routes.len())
                 .filter(|&r| {
                     repaired.route_cost(problem, r, &strong)
@@ -233,7 +221,7 @@ pub fn solve(problem: &Problem, config: &SolverConfig) -> SolveResult {
     if let Some(pool) = pool.as_mut() {
         recombine_into(problem, pool, &mut best, &mut current, config, started);
     }
-    if let Some(state) = best.state.as_mut() {
+    if let Some(mut state) = best.state.clone() {
         if state.unassigned().next().is_some() {
             // Last look for unplanned jobs that fit the final plan somewhere: every
             // route, every position, no blinks (the loop only samples a few per step).
@@ -245,7 +233,7 @@ pub fn solve(problem: &Problem, config: &SolverConfig) -> SolveResult {
             };
             recreate(
                 problem,
-                state,
+                &mut state,
                 unassigned,
                 ls.neighbours(),
                 &pen,
@@ -253,17 +241,15 @@ pub fn solve(problem: &Problem, config: &SolverConfig) -> SolveResult {
                 ls.step,
                 &mut rng,
             );
-            best.cost = state.cost(problem, &zero_penalties());
+            // Kept only if it is still feasible (job relations are checked plan-wide).
+            best.offer(problem, &state);
         }
     }
 
     let (solution, cost, feasible) = match best.state {
         Some(s) => (s.to_solution(), best.cost, true),
         None => {
-            let zero = Penalties {
-                time_warp: 0,
-                excess_load: 0,
-            };
+            let zero = zero_penalties();
             (current.to_solution(), current.cost(problem, &zero), false)
         }
     };
@@ -394,13 +380,7 @@ impl Best {
         if !candidate.is_feasible(problem) {
             return;
         }
-        let cost = candidate.cost(
-            problem,
-            &Penalties {
-                time_warp: 0,
-                excess_load: 0,
-            },
-        );
+        let cost = candidate.cost(problem, &zero_penalties());
         if self.state.is_none() || cost < self.cost {
             self.state = Some(candidate.clone());
             self.cost = cost;

@@ -72,8 +72,16 @@ pub fn recreate(
             }
         }
         let rules = problem.rules();
-        if rules.is_some() {
+        if let Some(rules) = rules {
             candidates.retain(|&r| problem.allows(job, state.routes[r].vehicle_type));
+            // "Same technician as": only the group of the partners already planned.
+            for &p in &rules.jobs[job].same_group_as {
+                let rp = state.route_of[p];
+                if rp != super::state::UNASSIGNED {
+                    let g = rules.group(state.routes[rp].vehicle_type);
+                    candidates.retain(|&r| rules.group(state.routes[r].vehicle_type) == g);
+                }
+            }
         }
         let mut best: Option<Insertion> = None;
         for &r in &candidates {
@@ -198,6 +206,13 @@ fn best_in_route_with_rules(
         optional && warp_before == Duration::ZERO && route.single_windows && j.windows.len() == 1;
     let stop = stop_for(problem, job, 0);
     let mut jobs = Vec::with_capacity(route.len() + 1);
+    // A job in an "after" relation is only placed where the order holds.
+    let related = problem.has_relations()
+        && (!problem
+            .rules()
+            .is_some_and(|r| r.jobs[job].after.is_empty())
+            || !problem.successors(job).is_empty());
+    let mut schedule = super::route_eval::RouteSchedule::default();
     for after in 0..=route.len() {
         if rng.f64() < params.blink_rate {
             continue;
@@ -234,7 +249,15 @@ fn best_in_route_with_rules(
         jobs.extend_from_slice(&route.jobs[..after]);
         jobs.push(job);
         jobs.extend_from_slice(&route.jobs[after..]);
-        let eval = evaluate(problem, route.vehicle_type, &jobs, None);
+        let eval = if related {
+            let e = evaluate(problem, route.vehicle_type, &jobs, Some(&mut schedule));
+            if !keeps_order(problem, state, r, job, &schedule) {
+                continue;
+            }
+            e
+        } else {
+            evaluate(problem, route.vehicle_type, &jobs, None)
+        };
         if optional && (eval.time_warp > warp_before || eval.excess > excess_before) {
             continue;
         }
@@ -248,6 +271,51 @@ fn best_in_route_with_rules(
             });
         }
     }
+}
+
+/// Whether inserting `job` into route `r` (as scheduled in `schedule`) keeps every
+/// "after" relation of `job`: its predecessors are planned and end before it starts,
+/// and its planned successors start after it ends (times of jobs on route `r` are taken
+/// from the new schedule, the others from their routes).
+fn keeps_order(
+    problem: &Problem,
+    state: &SearchState,
+    r: usize,
+    job: usize,
+    schedule: &super::route_eval::RouteSchedule,
+) -> bool {
+    let rules = problem.rules().expect("relations come with rules");
+    let in_new = |j: usize| {
+        schedule
+            .stops
+            .iter()
+            .find(|s| s.job == j)
+            .map(|s| (s.start, s.end))
+    };
+    let times = |j: usize| {
+        if state.route_of[j] == r {
+            in_new(j)
+        } else if state.route_of[j] == super::state::UNASSIGNED {
+            None
+        } else {
+            state.routes[state.route_of[j]]
+                .times
+                .get(state.position_of[j] - 1)
+                .copied()
+        }
+    };
+    let Some((start, end)) = in_new(job) else {
+        return false;
+    };
+    let predecessors_ok = rules.jobs[job]
+        .after
+        .iter()
+        .all(|&x| times(x).is_some_and(|(_, x_end)| x_end <= start));
+    let successors_ok = problem
+        .successors(job)
+        .iter()
+        .all(|&s| times(s).is_none_or(|(s_start, _)| end <= s_start));
+    predecessors_ok && successors_ok
 }
 
 /// SISR's insertion orders, plus two for time windows.

@@ -28,6 +28,8 @@ pub struct RouteState {
     /// Whether every job on the route has a single time window (then the cached
     /// segments use the windows the route evaluator uses).
     pub single_windows: bool,
+    /// Under rules with job relations: (start, end) of each job position's service.
+    pub times: Vec<(Duration, Duration)>,
 }
 
 impl RouteState {
@@ -45,6 +47,7 @@ impl RouteState {
             modified_at: 0,
             eval: None,
             single_windows: true,
+            times: Vec::new(),
         };
         r.rebuild(problem, &[]);
         r
@@ -106,9 +109,18 @@ impl RouteState {
             .jobs
             .iter()
             .all(|&j| problem.jobs()[j].windows.len() == 1);
-        self.eval = problem
-            .rules()
-            .map(|_| evaluate(problem, self.vehicle_type, &self.jobs, None));
+        self.times.clear();
+        self.eval = if problem.has_relations() {
+            let mut s = super::route_eval::RouteSchedule::default();
+            let e = evaluate(problem, self.vehicle_type, &self.jobs, Some(&mut s));
+            self.times
+                .extend(s.stops.iter().map(|st| (st.start, st.end)));
+            Some(e)
+        } else {
+            problem
+                .rules()
+                .map(|_| evaluate(problem, self.vehicle_type, &self.jobs, None))
+        };
     }
 
     /// Time warp of the whole route (under rules, with its break placed).

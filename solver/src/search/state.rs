@@ -105,9 +105,48 @@ impl SearchState {
         )
     }
 
-    /// Penalised cost: routes plus the cost of unplanned optional jobs.
+    /// Penalised cost: routes, the cost of unplanned optional jobs, and broken job
+    /// relations (priced like time warp).
     pub fn cost(&self, problem: &Problem, pen: &Penalties) -> Cost {
-        self.routes_cost(problem, pen) + self.unassigned_cost(problem)
+        self.routes_cost(problem, pen)
+            + self.unassigned_cost(problem)
+            + self.relation_violation(problem).cost(pen.time_warp)
+    }
+
+    /// How far the plan is from keeping its job relations: for each "after" pair, how
+    /// long the later job starts before the earlier ends (an hour when the earlier is
+    /// unplanned), and an hour per "same technician" pair split between technicians.
+    pub fn relation_violation(&self, problem: &Problem) -> Duration {
+        if !problem.has_relations() {
+            return Duration::ZERO;
+        }
+        let rules = problem.rules().expect("relations come with rules");
+        let hour = Duration(rules.units_per_hour.max(1));
+        let times = |j: usize| self.routes[self.route_of[j]].times[self.position_of[j] - 1];
+        let mut v = Duration::ZERO;
+        for (a, jr) in rules.jobs.iter().enumerate() {
+            let ra = self.route_of[a];
+            if ra == UNASSIGNED {
+                continue;
+            }
+            for &x in &jr.after {
+                v += if self.route_of[x] == UNASSIGNED {
+                    hour
+                } else {
+                    (times(x).1 - times(a).0).positive_part()
+                };
+            }
+            for &b in &jr.same_group_as {
+                let rb = self.route_of[b];
+                if rb != UNASSIGNED
+                    && rules.group(self.routes[ra].vehicle_type)
+                        != rules.group(self.routes[rb].vehicle_type)
+                {
+                    v += hour;
+                }
+            }
+        }
+        v
     }
 
     pub fn routes_cost(&self, problem: &Problem, pen: &Penalties) -> Cost {
@@ -138,8 +177,8 @@ impl SearchState {
             .sum()
     }
 
-    pub fn is_time_feasible(&self) -> bool {
-        self.time_warp() == Duration::ZERO
+    pub fn is_time_feasible(&self, problem: &Problem) -> bool {
+        self.time_warp() == Duration::ZERO && self.relation_violation(problem) == Duration::ZERO
     }
 
     pub fn is_load_feasible(&self, problem: &Problem) -> bool {
@@ -147,7 +186,7 @@ impl SearchState {
     }
 
     pub fn is_feasible(&self, problem: &Problem) -> bool {
-        self.is_time_feasible() && self.is_load_feasible(problem)
+        self.is_time_feasible(problem) && self.is_load_feasible(problem)
     }
 
     /// Drops empty routes, then keeps exactly one empty route per vehicle type that
