@@ -9,3 +9,4 @@
 //! solver's independent checker, and the output format.
 
 pub mod cli;
+pub mod server;

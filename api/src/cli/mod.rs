@@ -29,6 +29,9 @@ pub enum Command {
         #[arg(value_enum)]
         kind: field::SchemaKind,
     },
+    /// Run the HTTP service (SQLite file by default, or PostgreSQL). The admin key comes
+    /// from DESPACHO_ADMIN_KEY; --demo loads a generated operation and prints a key per role.
+    Serve(crate::server::ServeArgs),
 }
 
 /// Why a command failed.
@@ -39,6 +42,8 @@ pub enum CliError {
     Solve(#[from] solve::SolveError),
     #[error(transparent)]
     Field(#[from] field::FieldError),
+    #[error(transparent)]
+    Serve(#[from] crate::server::ServeError),
     #[error("cannot write the result to stdout")]
     Output(#[source] std::io::Error),
 }
@@ -73,6 +78,7 @@ pub fn run(cli: Cli, out: &mut impl Write) -> Result<(), CliError> {
             }
         }
         Command::Schema { kind } => field::schema(kind),
+        Command::Serve(args) => return Ok(crate::server::run_blocking(args, out)?),
     };
     write_line(out, &json)
 }

@@ -1,0 +1,359 @@
+//! Customers: who is visited, and where. Kept minimal (name, one phone, one e-mail,
+//! coordinates, address, optional time zone): the service stores what booking and
+//! reminders need, nothing more.
+//!
+//! The chat bot registers the people it talks to (`POST`) and reads them back by id;
+//! dispatchers and admins also list them.
+
+use super::auth::{new_id, roles, Auth};
+use super::body::{Body, Query};
+use super::db::{on_pool, on_tx, Db, Tx};
+use super::error::{ApiError, ErrorDetail};
+use super::pagination::{ListQuery, Page};
+use super::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/customers", get(list).post(create))
+        .route("/v1/customers/{id}", get(read))
+}
+
+/// A customer to register.
+#[derive(Clone, Debug, PartialEq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCustomer {
+    /// Your id for the customer (letters, digits, `._:-`, up to 100); made up (`cus_…`) when absent.
+    #[serde(default)]
+    pub id: Option<String>,
+    pub name: String,
+    /// International format, e.g. "+55 11 91234-5678" (stored as "+5511912345678").
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    pub lat: f64,
+    pub lon: f64,
+    #[serde(default)]
+    pub address: Option<String>,
+    /// IANA time zone when it differs from the operation's.
+    #[serde(default)]
+    pub time_zone: Option<String>,
+}
+
+/// A stored customer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+pub struct Customer {
+    pub id: String,
+    pub name: String,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub lat: f64,
+    pub lon: f64,
+    pub address: Option<String>,
+    pub time_zone: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CustomerList {
+    pub items: Vec<Customer>,
+    /// Pass as `after` to get the next page; absent on the last page.
+    pub next_after: Option<String>,
+}
+
+impl NewCustomer {
+    /// The customer to store, or every problem with its path. Trims text, normalises
+    /// the phone number, makes up an id when there is none.
+    pub fn parse(self, now: DateTime<Utc>) -> Result<Customer, ApiError> {
+        let mut problems = Vec::new();
+        let mut push = |path: &str, code: &str, message: String| {
+            problems.push(ErrorDetail::new(path, code, message));
+        };
+        let id = match self.id.as_deref().map(str::trim) {
+            None => None,
+            Some(id) if valid_id(id) => Some(id.to_owned()),
+            Some(id) => {
+                push(
+                    "$.id",
+                    "invalid_id",
+                    format!("`{id}` is not an id: use 1 to 100 letters, digits or `._:-`"),
+                );
+                None
+            }
+        };
+        let name = self.name.trim().to_owned();
+        if name.is_empty() || name.chars().count() > 200 {
+            push(
+                "$.name",
+                "invalid_name",
+                "the name must have 1 to 200 characters".to_owned(),
+            );
+        }
+        let phone = match self
+            .phone
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            None => None,
+            Some(p) => match normalise_phone(p) {
+                Some(p) => Some(p),
+                None => {
+                    push(
+                        "$.phone",
+                        "invalid_phone",
+                        format!("`{p}` is not an international phone number; write + and the country code, e.g. \"+55 11 91234-5678\""),
+                    );
+                    None
+                }
+            },
+        };
+        let email = match self
+            .email
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            None => None,
+            Some(e) if valid_email(e) => Some(e.to_owned()),
+            Some(e) => {
+                push(
+                    "$.email",
+                    "invalid_email",
+                    format!("`{e}` is not an e-mail address"),
+                );
+                None
+            }
+        };
+        for (field, value, limit) in [("lat", self.lat, 90.0), ("lon", self.lon, 180.0)] {
+            if !(value.is_finite() && (-limit..=limit).contains(&value)) {
+                push(
+                    &format!("$.{field}"),
+                    "coordinates_out_of_range",
+                    format!("{field} {value} is not a WGS84 degree between -{limit} and {limit}"),
+                );
+            }
+        }
+        let address = self
+            .address
+            .map(|a| a.trim().to_owned())
+            .filter(|a| !a.is_empty());
+        if address.as_ref().is_some_and(|a| a.chars().count() > 500) {
+            push(
+                "$.address",
+                "invalid_address",
+                "the address is longer than 500 characters".to_owned(),
+            );
+        }
+        if let Some(tz) = &self.time_zone {
+            if tz.parse::<chrono_tz::Tz>().is_err() {
+                push(
+                    "$.time_zone",
+                    "unknown_time_zone",
+                    format!("`{tz}` is not an IANA time zone name; use e.g. \"America/Sao_Paulo\""),
+                );
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ApiError::validation(problems));
+        }
+        Ok(Customer {
+            id: match id {
+                Some(id) => id,
+                None => new_id::<8>("cus")?,
+            },
+            name,
+            phone,
+            email,
+            lat: self.lat,
+            lon: self.lon,
+            address,
+            time_zone: self.time_zone,
+            created_at: now,
+        })
+    }
+}
+
+/// 1 to 100 of ASCII letters, digits and `._:-`: safe in URLs and logs.
+pub fn valid_id(id: &str) -> bool {
+    (1..=100).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
+}
+
+/// `+` and 8 to 15 digits (E.164), ignoring spaces, dashes, dots and parentheses.
+fn normalise_phone(phone: &str) -> Option<String> {
+    let rest = phone.strip_prefix('+')?;
+    let mut digits = String::from("+");
+    for c in rest.chars() {
+        match c {
+            '0'..='9' => digits.push(c),
+            ' ' | '-' | '.' | '(' | ')' => {}
+            _ => return None,
+        }
+    }
+    (9..=16).contains(&digits.len()).then_some(digits)
+}
+
+fn valid_email(email: &str) -> bool {
+    email.len() <= 254
+        && !email.chars().any(char::is_whitespace)
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.contains('@')
+        })
+}
+
+#[utoipa::path(post, path = "/v1/customers", tag = "customers", security(("bearer" = [])),
+    description = "Registers a customer. Roles: admin, dispatcher, chatbot.",
+    request_body = NewCustomer,
+    responses((status = 201, body = Customer),
+        (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody),
+        (status = 403, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody),
+        (status = 422, body = super::error::ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Auth,
+    body: Body,
+) -> Result<(StatusCode, Json<Customer>), ApiError> {
+    auth.require(roles::STAFF_AND_CHATBOT)?;
+    let customer = body.json_object::<NewCustomer>()?.parse(super::db::now())?;
+    let stored = state
+        .db
+        .write(move |tx| {
+            let customer = customer.clone();
+            Box::pin(async move {
+                if !insert(tx, &customer).await? {
+                    return Err(ApiError::Conflict {
+                        code: "already_exists",
+                        message: format!("there is already a customer with id `{}`", customer.id),
+                        details: vec![ErrorDetail::new(
+                            "$.id",
+                            "already_exists",
+                            "this id is taken",
+                        )],
+                    });
+                }
+                Ok(customer)
+            })
+        })
+        .await?;
+    tracing::info!(customer = %stored.id, by = %auth.key_id, "customer created");
+    Ok((StatusCode::CREATED, Json(stored)))
+}
+
+#[utoipa::path(get, path = "/v1/customers", tag = "customers", security(("bearer" = [])),
+    description = "Lists customers by id, a page at a time. Roles: admin, dispatcher.",
+    params(ListQuery),
+    responses((status = 200, body = CustomerList),
+        (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody),
+        (status = 403, body = super::error::ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<CustomerList>, ApiError> {
+    auth.require(roles::STAFF)?;
+    let page = state
+        .db
+        .list_customers(query.after.as_deref(), query.limit()?)
+        .await?;
+    Ok(Json(CustomerList {
+        items: page.items,
+        next_after: page.next_after,
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/customers/{id}", tag = "customers", security(("bearer" = [])),
+    description = "One customer. Roles: admin, dispatcher, chatbot.",
+    params(("id" = String, Path)),
+    responses((status = 200, body = Customer),
+        (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody),
+        (status = 404, body = super::error::ErrorBody)))]
+pub async fn read(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Customer>, ApiError> {
+    auth.require(roles::STAFF_AND_CHATBOT)?;
+    state
+        .db
+        .customer(&id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("customer", id))
+}
+
+// ---------------------------------------------------------------------------------------
+// Store
+
+const COLUMNS: &str = "id, name, phone, email, lat, lon, address, time_zone, created_at";
+
+/// Inserts `customer`; `false` when the id is taken.
+pub async fn insert(tx: &mut Tx, c: &Customer) -> Result<bool, sqlx::Error> {
+    let sql = format!(
+        "INSERT INTO customers ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (id) DO NOTHING"
+    );
+    let done = on_tx!(tx, |conn| {
+        sqlx::query(&sql)
+            .bind(&c.id)
+            .bind(&c.name)
+            .bind(&c.phone)
+            .bind(&c.email)
+            .bind(c.lat)
+            .bind(c.lon)
+            .bind(&c.address)
+            .bind(&c.time_zone)
+            .bind(c.created_at)
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected())
+    })?;
+    Ok(done == 1)
+}
+
+/// Whether customer `id` is stored.
+pub async fn exists(tx: &mut Tx, id: &str) -> Result<bool, sqlx::Error> {
+    let found: Option<String> = on_tx!(tx, |conn| {
+        sqlx::query_scalar("SELECT id FROM customers WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await
+    })?;
+    Ok(found.is_some())
+}
+
+impl Db {
+    pub async fn customer(&self, id: &str) -> Result<Option<Customer>, sqlx::Error> {
+        let sql = format!("SELECT {COLUMNS} FROM customers WHERE id = $1");
+        on_pool!(self, |pool| {
+            sqlx::query_as(&sql).bind(id).fetch_optional(pool).await
+        })
+    }
+
+    pub async fn list_customers(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Customer>, sqlx::Error> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM customers WHERE ($1 IS NULL OR id > $1) ORDER BY id LIMIT $2"
+        );
+        let rows: Vec<Customer> = on_pool!(self, |pool| {
+            sqlx::query_as(&sql)
+                .bind(after)
+                .bind(i64::from(limit) + 1)
+                .fetch_all(pool)
+                .await
+        })?;
+        Ok(Page::new(rows, limit, |c| c.id.clone()))
+    }
+}

@@ -1,0 +1,325 @@
+//! `despacho serve`: the HTTP service.
+//!
+//! axum on a multi-thread tokio runtime, sqlx over SQLite (default, one file) or
+//! PostgreSQL ([`db`]). One module per concept, each with its routes (`router()`), its
+//! handlers and, in an `impl Db` block or free functions taking a [`db::Tx`], its SQL:
+//!
+//! | module | what |
+//! |---|---|
+//! | [`db`] | the [`Db`] pool enum, migrations, write transactions (`BEGIN IMMEDIATE` on SQLite), retries |
+//! | [`auth`] | API keys as `Authorization: Bearer`, [`Role`]s, the [`Auth`] extractor |
+//! | [`error`] | [`ApiError`] → `{"error": {"code", "message", "details": [{"path", …}]}}` |
+//! | [`body`] | request bodies and query strings whose errors name the field |
+//! | [`api_keys`], [`settings`], [`technicians`], [`customers`], [`jobs`], [`import`] | the resources |
+//! | [`validation`] | the solver's validation applied to single records |
+//! | [`health`], [`openapi`] | `/healthz`, `/readyz`, `/openapi.json`, `/docs` |
+//! | [`demo`] | `--demo`: a generated São Paulo operation and one key per role |
+//!
+//! Tests drive the service in-process: [`build_app`] returns the [`Router`] and its
+//! [`AppState`]; [`serve`] is the command (logging, listener, graceful shutdown).
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), despacho_api::server::ServeError> {
+//! use despacho_api::server::{build_app, Config};
+//! let app = build_app(&Config::new("sqlite://./despacho.db")).await?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+//! axum::serve(listener, app.router).await.unwrap();
+//! # Ok(()) }
+//! ```
+
+pub mod api_keys;
+pub mod auth;
+pub mod body;
+pub mod customers;
+pub mod db;
+pub mod demo;
+pub mod error;
+pub mod health;
+pub mod import;
+pub mod jobs;
+pub mod openapi;
+pub mod pagination;
+pub mod settings;
+pub mod state;
+pub mod technicians;
+pub mod validation;
+
+pub use auth::{roles, Auth, Role};
+pub use db::{Backend, Db, Tx};
+pub use error::{ApiError, ErrorDetail};
+pub use state::AppState;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::Router;
+use clap::Args;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::Instant;
+use tracing::Instrument;
+
+/// Arguments of `despacho serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on (port 0: any free port, printed at start).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// sqlite://PATH (created if missing) or postgres://USER@HOST:PORT/DB.
+    #[arg(long, value_name = "URL", default_value = "sqlite://./despacho.db")]
+    pub database_url: String,
+    /// Load a generated São Paulo operation into an empty database and print one API
+    /// key per role.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+/// How to build the service.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: String,
+    /// Pooled connections (default 10).
+    pub max_connections: u32,
+    /// Load the demo dataset (if the database is empty) and make demo keys.
+    pub demo: bool,
+    /// A secret to make a working admin key (from `DESPACHO_ADMIN_KEY`).
+    pub admin_key: Option<String>,
+}
+
+impl Config {
+    pub fn new(database_url: impl Into<String>) -> Self {
+        Config {
+            database_url: database_url.into(),
+            max_connections: 10,
+            demo: false,
+            admin_key: None,
+        }
+    }
+}
+
+/// The service, built and ready to serve.
+#[derive(Debug)]
+pub struct App {
+    pub router: Router,
+    pub state: AppState,
+    /// What `--demo` did (keys to print), when asked.
+    pub demo: Option<demo::DemoReport>,
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    #[error(transparent)]
+    Database(#[from] db::DbError),
+    #[error("cannot set the admin key from DESPACHO_ADMIN_KEY: {}", public(.0))]
+    AdminKey(#[source] ApiError),
+    #[error("cannot load the demo data: {}", public(.0))]
+    Demo(#[source] ApiError),
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the server stopped with an error")]
+    Serve(#[source] std::io::Error),
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
+    #[error("cannot write to stdout")]
+    Output(#[source] std::io::Error),
+}
+
+fn public(e: &ApiError) -> String {
+    match e {
+        ApiError::Database(e) => format!("database error: {e}"),
+        other => other.to_string(),
+    }
+}
+
+/// Opens (and migrates) the database, applies the admin key and `--demo`, and builds
+/// the router.
+pub async fn build_app(config: &Config) -> Result<App, ServeError> {
+    let db = Db::connect(&config.database_url, config.max_connections).await?;
+    if let Some(secret) = &config.admin_key {
+        match api_keys::ensure_admin_key(&db, secret)
+            .await
+            .map_err(ServeError::AdminKey)?
+        {
+            api_keys::AdminKeyOutcome::Created => {
+                tracing::info!("admin key from DESPACHO_ADMIN_KEY created")
+            }
+            api_keys::AdminKeyOutcome::AlreadyPresent => {}
+            api_keys::AdminKeyOutcome::Revoked => tracing::warn!(
+                "the admin key in DESPACHO_ADMIN_KEY was revoked through the API and stays revoked"
+            ),
+        }
+    }
+    let demo = if config.demo {
+        Some(demo::load(&db).await.map_err(ServeError::Demo)?)
+    } else {
+        None
+    };
+    let state = AppState::new(db);
+    Ok(App {
+        router: app(state.clone()),
+        state,
+        demo,
+    })
+}
+
+/// Every route, with request logging and the body size limit.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .merge(health::router())
+        .merge(openapi::router())
+        .merge(api_keys::router())
+        .merge(settings::router())
+        .merge(technicians::router())
+        .merge(customers::router())
+        .merge(jobs::router())
+        .merge(import::router())
+        .fallback(error::no_route)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+/// One log line per request: method, route, status, milliseconds (and the caller's role
+/// when authenticated).
+async fn log_request(request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or_else(
+        || request.uri().path().to_owned(),
+        |p| p.as_str().to_owned(),
+    );
+    let method = request.method().clone();
+    let span = tracing::info_span!("request", %method, %route, role = tracing::field::Empty);
+    let started = Instant::now();
+    let response = next.run(request).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    span.in_scope(|| {
+        if status >= 500 {
+            tracing::error!(status, ms, "request failed");
+        } else {
+            tracing::info!(status, ms, "request");
+        }
+    });
+    response
+}
+
+/// Starts `tracing` output on stderr: `RUST_LOG` filter (default `info`), JSON lines
+/// when `DESPACHO_LOG_FORMAT=json`. Does nothing if a subscriber is already set.
+pub fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if std::env::var("DESPACHO_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// `despacho serve`: builds the service, prints the demo keys (with `--demo`) and the
+/// URL to `out`, and serves until Ctrl-C or SIGTERM, then finishes the requests in
+/// flight and closes the database.
+pub async fn serve(args: ServeArgs, out: &mut impl Write) -> Result<(), ServeError> {
+    init_logging();
+    let mut config = Config::new(args.database_url.clone());
+    config.demo = args.demo;
+    config.admin_key = std::env::var("DESPACHO_ADMIN_KEY")
+        .ok()
+        .filter(|k| !k.is_empty());
+    let app = build_app(&config).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: args.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(ServeError::Serve)?;
+    let url = format!("http://{addr}");
+    print_banner(out, &url, app.demo.as_ref()).map_err(ServeError::Output)?;
+    tracing::info!(%url, database = ?app.state.db.backend(), "listening");
+    axum::serve(listener, app.router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(ServeError::Serve)?;
+    tracing::info!("shutting down");
+    app.state.db.close().await;
+    Ok(())
+}
+
+fn print_banner(
+    out: &mut impl Write,
+    url: &str,
+    demo: Option<&demo::DemoReport>,
+) -> std::io::Result<()> {
+    if let Some(d) = demo {
+        let what = if d.loaded {
+            "loaded"
+        } else {
+            "already present, nothing added"
+        };
+        writeln!(
+            out,
+            "Demo data {what}: {} technicians, {} customers, {} jobs (São Paulo).",
+            d.technicians, d.customers, d.jobs
+        )?;
+        writeln!(
+            out,
+            "Demo API keys (shown once; the previous demo keys are revoked):"
+        )?;
+        for key in &d.keys {
+            let whom = key
+                .technician_id
+                .as_ref()
+                .map(|t| format!(" ({t})"))
+                .unwrap_or_default();
+            writeln!(out, "  {:<10} {}{whom}", key.role.as_str(), key.secret)?;
+        }
+    }
+    writeln!(out, "Despacho listening on {url}  (docs: {url}/docs)")?;
+    out.flush()
+}
+
+/// Resolves on Ctrl-C or (Unix) SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+/// Runs `despacho serve` on a new multi-thread runtime (for the command line).
+pub fn run_blocking(args: ServeArgs, out: &mut impl Write) -> Result<(), ServeError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(ServeError::Runtime)?;
+    runtime.block_on(serve(args, out))
+}

@@ -1,0 +1,143 @@
+//! The operation's settings: its time zone and how travel is estimated. Technicians'
+//! shifts are local times in this zone, and every place is checked against the travel
+//! mode (a `matrix` mode needs a `location_id` on each place).
+//!
+//! Stored as rows of the `settings` table (`time_zone`, `travel`), each value JSON.
+
+use super::auth::{roles, Auth};
+use super::body::Body;
+use super::db::{on_pool, on_tx, Db, Tx};
+use super::error::ApiError;
+use super::openapi::TravelOptionsDoc;
+use super::state::AppState;
+use super::validation::check_settings;
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use despacho_solver::field::travel::TravelOptions;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// The time zone of an operation that never set one.
+pub const DEFAULT_TIME_ZONE: &str = "UTC";
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/settings", get(read).put(replace))
+}
+
+/// Operation-wide settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// IANA time zone of the operation, e.g. "America/Sao_Paulo". Default "UTC".
+    pub time_zone: String,
+    /// How travel between places is estimated; default great-circle distance at urban speed.
+    #[serde(default)]
+    #[schema(value_type = TravelOptionsDoc)]
+    pub travel: TravelOptions,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            time_zone: DEFAULT_TIME_ZONE.to_owned(),
+            travel: TravelOptions::default(),
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/v1/settings", tag = "settings", security(("bearer" = [])),
+    description = "The operation's time zone and travel options. Roles: admin, dispatcher, chatbot.",
+    responses((status = 200, body = Settings),
+        (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody)))]
+pub async fn read(State(state): State<AppState>, auth: Auth) -> Result<Json<Settings>, ApiError> {
+    auth.require(roles::STAFF_AND_CHATBOT)?;
+    Ok(Json(state.db.settings().await?))
+}
+
+#[utoipa::path(put, path = "/v1/settings", tag = "settings", security(("bearer" = [])),
+    description = "Replaces the settings. Roles: admin, dispatcher.",
+    request_body = Settings,
+    responses((status = 200, body = Settings),
+        (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody),
+        (status = 403, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
+pub async fn replace(
+    State(state): State<AppState>,
+    auth: Auth,
+    body: Body,
+) -> Result<Json<Settings>, ApiError> {
+    auth.require(roles::STAFF)?;
+    let settings: Settings = body.json_object()?;
+    let problems = check_settings(&settings);
+    if !problems.is_empty() {
+        return Err(ApiError::validation(problems));
+    }
+    let stored = settings.clone();
+    state
+        .db
+        .write(move |tx| {
+            let settings = stored.clone();
+            Box::pin(async move { Ok(put_settings(tx, &settings).await?) })
+        })
+        .await?;
+    tracing::info!(time_zone = %settings.time_zone, by = %auth.key_id, "settings replaced");
+    Ok(Json(settings))
+}
+
+// ---------------------------------------------------------------------------------------
+// Store
+
+const SELECT: &str = "SELECT key, value FROM settings WHERE key IN ('time_zone', 'travel')";
+const UPSERT: &str = "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3) \
+                      ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at";
+
+fn from_rows(rows: Vec<(String, String)>) -> Result<Settings, ApiError> {
+    let mut settings = Settings::default();
+    for (key, value) in rows {
+        let bad = |e: serde_json::Error| {
+            ApiError::Internal(format!("stored setting `{key}` is not valid: {e}"))
+        };
+        match key.as_str() {
+            "time_zone" => settings.time_zone = serde_json::from_str(&value).map_err(bad)?,
+            "travel" => settings.travel = serde_json::from_str(&value).map_err(bad)?,
+            _ => {}
+        }
+    }
+    Ok(settings)
+}
+
+impl Db {
+    /// The stored settings (defaults for those never set).
+    pub async fn settings(&self) -> Result<Settings, ApiError> {
+        let rows: Vec<(String, String)> =
+            on_pool!(self, |pool| sqlx::query_as(SELECT).fetch_all(pool).await)?;
+        from_rows(rows)
+    }
+}
+
+/// The settings as seen by transaction `tx`.
+pub async fn settings_in(tx: &mut Tx) -> Result<Settings, ApiError> {
+    let rows: Vec<(String, String)> = on_tx!(tx, |conn| {
+        sqlx::query_as(SELECT).fetch_all(&mut *conn).await
+    })?;
+    from_rows(rows)
+}
+
+/// Stores `settings` (both keys).
+pub async fn put_settings(tx: &mut Tx, settings: &Settings) -> Result<(), sqlx::Error> {
+    let now = super::db::now();
+    let time_zone = serde_json::to_string(&settings.time_zone).expect("a string serialises");
+    let travel = serde_json::to_string(&settings.travel).expect("travel options serialise");
+    for (key, value) in [("time_zone", time_zone), ("travel", travel)] {
+        on_tx!(tx, |conn| {
+            sqlx::query(UPSERT)
+                .bind(key)
+                .bind(&value)
+                .bind(now)
+                .execute(&mut *conn)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+    }
+    Ok(())
+}

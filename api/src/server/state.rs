@@ -1,0 +1,32 @@
+//! What every handler shares.
+
+use super::db::Db;
+use std::sync::Arc;
+
+/// The service's shared state: cheap to clone (a pool and two `Arc`s).
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub db: Db,
+    /// `/openapi.json` and `/docs`, rendered once at start.
+    pub docs: Arc<Docs>,
+}
+
+/// The API's description, rendered once.
+#[derive(Debug)]
+pub struct Docs {
+    pub openapi_json: String,
+    pub html: String,
+}
+
+impl AppState {
+    pub fn new(db: Db) -> Self {
+        let openapi = super::openapi::document();
+        let html = super::openapi::docs_html(&openapi);
+        let openapi_json =
+            serde_json::to_string_pretty(&openapi).expect("an OpenAPI document always serialises");
+        AppState {
+            db,
+            docs: Arc::new(Docs { openapi_json, html }),
+        }
+    }
+}

@@ -1,0 +1,381 @@
+//! Test harness of the HTTP service: every test runs on SQLite and on PostgreSQL, each
+//! run with a database of its own, and talks HTTP to the real router in-process
+//! (`tower::ServiceExt::oneshot`, no socket).
+//!
+//! ```ignore
+//! mod common;
+//! use common::*;
+//!
+//! async fn lists_nothing_at_first(s: TestServer) {
+//!     let r = s.get("/v1/technicians", Some(&s.admin_key)).await;
+//!     assert_eq!(r.status, 200);
+//! }
+//! both_backends!(lists_nothing_at_first);   // → lists_nothing_at_first::{sqlite, postgres}
+//! ```
+//!
+//! - **SQLite:** a fresh file in a temporary directory, removed at the end.
+//! - **PostgreSQL:** `CREATE DATABASE despacho_test_<random>` on the server at
+//!   `DESPACHO_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`),
+//!   dropped (`WITH (FORCE)`) at the end, even when the test panics. An unreachable
+//!   server fails the test: it is never skipped.
+
+#![allow(dead_code)]
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use despacho_api::server::{build_app, AppState, Config, Role};
+use serde_json::{json, Value};
+use sqlx::Connection;
+use std::path::PathBuf;
+use tower::ServiceExt;
+
+/// The admin key every [`TestServer`] starts with (through `Config::admin_key`, as
+/// `DESPACHO_ADMIN_KEY` does).
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
+
+pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates `mod NAME { sqlite(), postgres() }` tests calling `async fn NAME(TestServer)`
+/// with a fresh server on each backend.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::common::TestServer::start($crate::common::Backend::Sqlite).await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::common::TestServer::start($crate::common::Backend::Postgres).await).await
+            }
+        }
+    )+};
+}
+
+/// A database for one test, removed when dropped.
+pub struct TestDb {
+    pub backend: Backend,
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Dir(PathBuf),
+    Database { admin_url: String, name: String },
+}
+
+fn random_suffix() -> String {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("random bytes");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        match backend {
+            Backend::Sqlite => {
+                let dir = std::env::temp_dir().join(format!("despacho-test-{}", random_suffix()));
+                std::fs::create_dir_all(&dir).expect("a temporary directory");
+                let url = format!("sqlite://{}", dir.join("despacho.db").display());
+                TestDb {
+                    backend,
+                    url,
+                    cleanup: Cleanup::Dir(dir),
+                }
+            }
+            Backend::Postgres => {
+                let admin_url = std::env::var("DESPACHO_TEST_POSTGRES_URL")
+                    .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
+                let name = format!("despacho_test_{}", random_suffix());
+                let mut conn = sqlx::PgConnection::connect(&admin_url)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!(
+                        "PostgreSQL is required by the tests and is not reachable at {admin_url} \
+                         (set DESPACHO_TEST_POSTGRES_URL): {e}"
+                    )
+                    });
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
+                conn.close().await.ok();
+                let url = with_database(&admin_url, &name);
+                TestDb {
+                    backend,
+                    url,
+                    cleanup: Cleanup::Database { admin_url, name },
+                }
+            }
+        }
+    }
+}
+
+/// `url` with its database name replaced by `name`.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    format!("{base}/{name}{query}")
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::Dir(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Cleanup::Database { admin_url, name } => {
+                // Drop may run inside the test's runtime: drop the database from a thread
+                // of its own with a runtime of its own.
+                let (admin_url, database) = (admin_url.clone(), name.clone());
+                let dropped = std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    runtime.block_on(async {
+                        let mut conn = sqlx::PgConnection::connect(&admin_url).await?;
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+                            .execute(&mut conn)
+                            .await?;
+                        conn.close().await
+                    })?;
+                    Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+                })
+                .join();
+                if !matches!(dropped, Ok(Ok(()))) {
+                    eprintln!("warning: could not drop test database {name}");
+                }
+            }
+        }
+    }
+}
+
+/// The service over a fresh database, with an admin key.
+pub struct TestServer {
+    pub backend: Backend,
+    pub router: Router,
+    pub state: AppState,
+    pub admin_key: String,
+    // Last: dropped after the router and state.
+    pub db: TestDb,
+}
+
+/// An HTTP answer: status, body text, and the body as JSON (`Null` if it is not JSON).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub text: String,
+    pub json: Value,
+    pub content_type: Option<String>,
+}
+
+impl Reply {
+    /// The error code of an error body.
+    pub fn code(&self) -> &str {
+        self.json["error"]["code"].as_str().unwrap_or("")
+    }
+
+    /// The paths of an error body's details.
+    pub fn paths(&self) -> Vec<String> {
+        self.json["error"]["details"]
+            .as_array()
+            .map(|d| {
+                d.iter()
+                    .map(|e| e["path"].as_str().unwrap_or("").to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl TestServer {
+    pub async fn start(backend: Backend) -> TestServer {
+        let db = TestDb::new(backend).await;
+        let mut config = Config::new(db.url.clone());
+        config.max_connections = 4;
+        config.admin_key = Some(ADMIN_KEY.to_owned());
+        let app = build_app(&config)
+            .await
+            .unwrap_or_else(|e| panic!("the service starts on {backend:?}: {e:?}"));
+        TestServer {
+            backend,
+            router: app.router,
+            state: app.state,
+            admin_key: ADMIN_KEY.to_owned(),
+            db,
+        }
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("the router never fails");
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap_or("").to_owned());
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("a readable body");
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply {
+            status,
+            text,
+            json,
+            content_type,
+        }
+    }
+
+    /// `method path` with an optional key and an optional raw body of `content_type`.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Reply {
+        let mut builder = Request::builder().method(method).uri(path);
+        if let Some(key) = key {
+            builder = builder.header(header::AUTHORIZATION, format!("Bearer {key}"));
+        }
+        let request = match body {
+            Some((content_type, bytes)) => builder
+                .header(header::CONTENT_TYPE, content_type)
+                .body(Body::from(bytes)),
+            None => builder.body(Body::empty()),
+        }
+        .expect("a valid request");
+        self.send(request).await
+    }
+
+    pub async fn get(&self, path: &str, key: Option<&str>) -> Reply {
+        self.call(Method::GET, path, key, None).await
+    }
+
+    pub async fn delete(&self, path: &str, key: Option<&str>) -> Reply {
+        self.call(Method::DELETE, path, key, None).await
+    }
+
+    pub async fn post(&self, path: &str, key: Option<&str>, body: &Value) -> Reply {
+        self.call(Method::POST, path, key, Some(json_body(body)))
+            .await
+    }
+
+    pub async fn put(&self, path: &str, key: Option<&str>, body: &Value) -> Reply {
+        self.call(Method::PUT, path, key, Some(json_body(body)))
+            .await
+    }
+
+    /// POST of raw text as JSON (for malformed bodies).
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        key: Option<&str>,
+        content_type: &str,
+        body: &str,
+    ) -> Reply {
+        self.call(
+            Method::POST,
+            path,
+            key,
+            Some((content_type, body.as_bytes().to_vec())),
+        )
+        .await
+    }
+
+    /// A new key of `role` (for a technician key, of `technician`), made by the admin.
+    pub async fn key(&self, role: Role, technician: Option<&str>) -> (String, String) {
+        let mut body = json!({"name": format!("test {role}"), "role": role});
+        if let Some(t) = technician {
+            body["technician_id"] = json!(t);
+        }
+        let r = self
+            .post("/v1/api-keys", Some(&self.admin_key), &body)
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        (
+            r.json["id"].as_str().unwrap().to_owned(),
+            r.json["secret"].as_str().unwrap().to_owned(),
+        )
+    }
+}
+
+fn json_body(body: &Value) -> (&'static str, Vec<u8>) {
+    ("application/json", serde_json::to_vec(body).unwrap())
+}
+
+// ---------------------------------------------------------------------------------------
+// Records
+
+/// A valid technician working two days in São Paulo.
+pub fn technician(id: &str) -> Value {
+    json!({
+        "id": id,
+        "name": format!("Técnico {id}"),
+        "skills": {"fiber_splicing": 3, "pppoe": 2},
+        "home": {"lat": -23.55, "lon": -46.63, "address": "Av. Paulista, 1000"},
+        "shifts": [
+            {"date": "2026-03-02", "start": "08:00:00", "end": "17:00:00",
+             "break_rule": {"duration_minutes": 45, "earliest_start": "11:30:00", "latest_end": "14:00:00"},
+             "overtime_minutes": 60, "overtime_cost_per_hour": 45.0},
+            {"date": "2026-03-03", "start": "08:00:00", "end": "17:00:00",
+             "overtime_minutes": 0, "overtime_cost_per_hour": 0.0}
+        ],
+        "cost_per_hour": 30.0,
+        "cost_per_km": 0.7,
+        "van_capacity": 8,
+        "max_jobs_per_day": 10
+    })
+}
+
+/// A valid repair job, pinned to `technician` when given.
+pub fn job(id: &str, technician: Option<&str>) -> Value {
+    let mut job = json!({
+        "id": id,
+        "kind": "repair",
+        "place": {"lat": -23.56, "lon": -46.65},
+        "duration_minutes": 60,
+        "required_skills": {"fiber_splicing": 1},
+        "windows": [{"start": "2026-03-02T08:00:00-03:00", "end": "2026-03-02T10:00:00-03:00"}],
+        "priority": 5
+    });
+    if let Some(t) = technician {
+        job["pinned_technician"] = json!(t);
+    }
+    job
+}
+
+/// A valid customer.
+pub fn customer(id: Option<&str>) -> Value {
+    let mut c = json!({
+        "name": "Maria Souza",
+        "phone": "+55 11 91234-5678",
+        "lat": -23.56,
+        "lon": -46.65,
+        "address": "Rua Augusta, 500"
+    });
+    if let Some(id) = id {
+        c["id"] = json!(id);
+    }
+    c
+}
