@@ -270,7 +270,8 @@ impl DayProblem {
     }
 
     /// A feasible order of the booked visits: by window start when that works (the
-    /// usual case with narrow windows), else the one the search finds (the candidate,
+    /// usual case with narrow windows), else by cheapest insertion, else the one the
+    /// search finds (the candidate,
     /// if the search also planned it, is taken out again).
     fn order(&self) -> Option<Vec<usize>> {
         self.joint_order(false)
@@ -288,6 +289,26 @@ impl DayProblem {
         if feasible(&booked) {
             return Some(booked);
         }
+        // Cheap second try: insert in window order, each at its cheapest feasible place.
+        let mut route: Vec<usize> = Vec::with_capacity(booked.len());
+        for &j in &booked {
+            let best = (0..=route.len())
+                .filter_map(|k| {
+                    let mut r = route.clone();
+                    r.insert(k, j);
+                    let (_, e) = schedule_route(p, 0, &r)?;
+                    e.is_feasible().then_some((e.cost(0, 0), k))
+                })
+                .min();
+            match best {
+                Some((_, k)) => route.insert(k, j),
+                None => break,
+            }
+        }
+        if route.len() == count {
+            return Some(route);
+        }
+        // Last resort: the search (tiny problem, a few milliseconds).
         let result = crate::search::solve(
             p,
             &crate::search::SolverConfig {
