@@ -30,6 +30,7 @@
 pub mod api_keys;
 pub mod auth;
 pub mod body;
+pub mod bookings;
 pub mod customers;
 pub mod db;
 pub mod demo;
@@ -179,6 +180,7 @@ pub fn app(state: AppState) -> Router {
         .merge(customers::router())
         .merge(jobs::router())
         .merge(import::router())
+        .merge(bookings::router())
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))

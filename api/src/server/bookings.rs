@@ -1,0 +1,1139 @@
+//! Booking: slot search, bookings, holds, reschedule and cancel (RELIABILITY.md, Booking).
+//!
+//! - `POST /v1/slots/search`: the windows the slot engine can promise, each with a signed
+//!   `slot_token` (HMAC-SHA256 with a secret kept in `settings`, valid 15 minutes).
+//! - `POST /v1/bookings` and `POST /v1/holds` (header `Idempotency-Key` required): in one
+//!   write transaction, the idempotency row, the technician-day's lock (a version bump on
+//!   `technician_days`), the joint feasibility check of the visit with every other
+//!   active visit of that day ([`check_visit`]), the booking, its history row and the
+//!   stored response. A refused visit is a 409 `slot_unavailable` with fresh
+//!   alternatives.
+//! - A hold counts against capacity until `expires_at`; an expired hold is ignored by
+//!   every query (no sweeper). `POST /v1/holds/{id}/confirm` confirms a live one.
+//! - `POST /v1/bookings/{id}/reschedule` locks both technician-days in (technician,
+//!   date) order; `POST /v1/bookings/{id}/cancel`; every change appends to
+//!   `booking_history`.
+
+use super::auth::{hex, new_id, roles, Auth};
+use super::body::Body;
+use super::db::{now, on_tx, Db, Tx};
+use super::error::{ApiError, ErrorDetail};
+use super::settings::settings_in;
+use super::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Days, FixedOffset, NaiveDate, TimeDelta, Utc};
+use despacho_solver::field::input::{JobInput, Technician, WindowInput};
+use despacho_solver::field::slots::{
+    check_visit, request_job, search_slots, BookedVisit, Operation, SlotAnswer, SlotRequest,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+/// How long a slot token may be booked after the search.
+pub const SLOT_TOKEN_MINUTES: i64 = 15;
+/// Slots offered by one search.
+pub const SEARCH_LIMIT: usize = 10;
+/// Default and largest time to live of a hold, seconds.
+pub const HOLD_DEFAULT_SECONDS: u32 = 300;
+pub const HOLD_MAX_SECONDS: u32 = 1800;
+/// Default share of each technician-day kept for repairs (setting `repair_reserve`).
+pub const DEFAULT_REPAIR_RESERVE: f64 = 0.1;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/slots/search", post(search))
+        .route("/v1/bookings", post(create_booking))
+        .route("/v1/holds", post(create_hold))
+        .route("/v1/holds/{id}/confirm", post(confirm_hold))
+        .route("/v1/bookings/{id}", get(read))
+        .route("/v1/bookings/by-token/{token}", get(read_by_token))
+        .route("/v1/bookings/{id}/reschedule", post(reschedule))
+        .route("/v1/bookings/{id}/cancel", post(cancel))
+}
+
+// ---------------------------------------------------------------------------------------
+// Slot search
+
+async fn search(
+    State(state): State<AppState>,
+    auth: Auth,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(roles::STAFF_AND_CHATBOT)?;
+    let request: SlotRequest = body.json_object()?;
+    Ok(Json(find_slots(&state.db, &request).await?))
+}
+
+/// `{"status": "ok", "slots": [...]}`, `{"status": "not_served"}` or
+/// `{"status": "no_skilled_technician"}`.
+async fn find_slots(db: &Db, request: &SlotRequest) -> Result<Value, ApiError> {
+    let secret = secret(db).await?;
+    let now = now();
+    let mut tx = db.begin_read().await?;
+    let op = operation_in(&mut tx).await?;
+    let days = u64::from(request.days.clamp(1, 31)) - 1;
+    let last = request
+        .earliest_day
+        .checked_add_days(Days::new(days))
+        .unwrap_or(request.earliest_day);
+    let rows = active_rows(&mut tx, request.earliest_day, last, None, None, now).await?;
+    tx.rollback().await?;
+    let visits = rows.iter().map(Row::visit).collect::<Result<Vec<_>, _>>()?;
+    let req = request.clone();
+    let answer =
+        tokio::task::spawn_blocking(move || search_slots(&op, &visits, &req, SEARCH_LIMIT))
+            .await
+            .map_err(|e| ApiError::Internal(format!("the slot search failed: {e}")))??;
+    Ok(match answer {
+        SlotAnswer::NotServed => json!({"status": "not_served"}),
+        SlotAnswer::NoSkilledTechnician => json!({"status": "no_skilled_technician"}),
+        SlotAnswer::Slots(offers) => {
+            let expires_at = now + TimeDelta::minutes(SLOT_TOKEN_MINUTES);
+            let slots: Vec<Value> = offers
+                .into_iter()
+                .map(|o| {
+                    let claim = SlotClaim {
+                        technician: o.technician,
+                        date: o.date,
+                        start: o.start,
+                        end: o.end,
+                        request: request.clone(),
+                        expires_at,
+                    };
+                    json!({
+                        "start": o.start,
+                        "end": o.end,
+                        "grade": o.grade,
+                        "expires_at": expires_at,
+                        "slot_token": sign(&secret, &claim),
+                    })
+                })
+                .collect();
+            json!({"status": "ok", "slots": slots})
+        }
+    })
+}
+
+/// What a slot token promises (signed, so the client cannot change it).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct SlotClaim {
+    technician: String,
+    date: NaiveDate,
+    start: DateTime<FixedOffset>,
+    end: DateTime<FixedOffset>,
+    request: SlotRequest,
+    expires_at: DateTime<Utc>,
+}
+
+/// Why a slot token is refused.
+#[derive(Clone, Copy, Debug)]
+enum TokenProblem {
+    Invalid,
+    Expired,
+}
+
+impl TokenProblem {
+    fn error(self) -> ApiError {
+        match self {
+            TokenProblem::Invalid => ApiError::validation(vec![ErrorDetail::new(
+                "$.slot_token",
+                "invalid_slot_token",
+                "this is not a slot token issued by POST /v1/slots/search",
+            )]),
+            TokenProblem::Expired => ApiError::conflict(
+                "slot_token_expired",
+                "the slot token has expired; search the slots again",
+            ),
+        }
+    }
+}
+
+fn sign(secret: &[u8], claim: &SlotClaim) -> String {
+    let payload = b64_encode(&serde_json::to_vec(claim).expect("a slot claim serialises"));
+    let mac = b64_encode(&hmac_sha256(secret, payload.as_bytes()));
+    format!("{payload}.{mac}")
+}
+
+/// The claim of a genuine token (its expiry is checked by the caller, [`checked_claim`]).
+fn verify(secret: &[u8], token: &str) -> Result<SlotClaim, TokenProblem> {
+    let (payload, mac) = token.split_once('.').ok_or(TokenProblem::Invalid)?;
+    let given = b64_decode(mac).ok_or(TokenProblem::Invalid)?;
+    let expected = hmac_sha256(secret, payload.as_bytes());
+    let same = given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if !same {
+        return Err(TokenProblem::Invalid);
+    }
+    let bytes = b64_decode(payload).ok_or(TokenProblem::Invalid)?;
+    serde_json::from_slice(&bytes).map_err(|_| TokenProblem::Invalid)
+}
+
+fn checked_claim(
+    claim: &Result<SlotClaim, TokenProblem>,
+    now: DateTime<Utc>,
+) -> Result<SlotClaim, ApiError> {
+    match claim {
+        Ok(c) if c.expires_at > now => Ok(c.clone()),
+        Ok(_) => Err(TokenProblem::Expired.error()),
+        Err(p) => Err(p.error()),
+    }
+}
+
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let mut inner = Sha256::new();
+    inner.update(block.map(|b| b ^ 0x36));
+    inner.update(message);
+    let inner = inner.finalize();
+    let mut outer = Sha256::new();
+    outer.update(block.map(|b| b ^ 0x5c));
+    outer.update(inner);
+    outer.finalize().into()
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// base64url without padding.
+fn b64_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(char::from(B64[((n >> (18 - 6 * i)) & 63) as usize]));
+        }
+    }
+    out
+}
+
+fn b64_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut n, mut bits) = (0u32, 0u32);
+    for c in text.bytes() {
+        let v = B64.iter().position(|&x| x == c)? as u32;
+        n = (n << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((n >> bits) as u8);
+            n &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// The server's token secret, made (and stored in `settings`) at first use.
+async fn secret(db: &Db) -> Result<Vec<u8>, ApiError> {
+    const SELECT: &str = "SELECT value FROM settings WHERE key = 'booking_secret'";
+    const INSERT: &str = "INSERT INTO settings (key, value, updated_at) \
+                          VALUES ('booking_secret', $1, $2) ON CONFLICT (key) DO NOTHING";
+    let found: Option<String> = super::db::on_pool!(db, |pool| {
+        sqlx::query_scalar(SELECT).fetch_optional(pool).await
+    })?;
+    let value = match found {
+        Some(v) => v,
+        None => {
+            let fresh = serde_json::to_string(&new_id::<32>("bks")?).expect("a string");
+            db.write(move |tx| {
+                let fresh = fresh.clone();
+                Box::pin(async move {
+                    on_tx!(tx, |conn| {
+                        sqlx::query(INSERT)
+                            .bind(&fresh)
+                            .bind(now())
+                            .execute(&mut *conn)
+                            .await
+                            .map(|r| r.rows_affected())
+                    })?;
+                    let v: String = on_tx!(tx, |conn| {
+                        sqlx::query_scalar(SELECT).fetch_one(&mut *conn).await
+                    })?;
+                    Ok(v)
+                })
+            })
+            .await?
+        }
+    };
+    let text: String = serde_json::from_str(&value)
+        .map_err(|e| ApiError::Internal(format!("stored booking secret is not valid: {e}")))?;
+    Ok(text.into_bytes())
+}
+
+/// The operation as seen by `tx`: technicians, time zone, travel, repair reserve.
+async fn operation_in(tx: &mut Tx) -> Result<Operation, ApiError> {
+    let settings = settings_in(tx).await?;
+    let data: Vec<String> = on_tx!(tx, |conn| {
+        sqlx::query_scalar("SELECT data FROM technicians ORDER BY id")
+            .fetch_all(&mut *conn)
+            .await
+    })?;
+    let technicians = data
+        .iter()
+        .map(|d| serde_json::from_str::<Technician>(d))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::Internal(format!("a stored technician is not valid: {e}")))?;
+    let reserve: Option<String> = on_tx!(tx, |conn| {
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = 'repair_reserve'")
+            .fetch_optional(&mut *conn)
+            .await
+    })?;
+    let repair_reserve = reserve
+        .and_then(|v| serde_json::from_str::<f64>(&v).ok())
+        .filter(|r| (0.0..1.0).contains(r))
+        .unwrap_or(DEFAULT_REPAIR_RESERVE);
+    Ok(Operation {
+        time_zone: settings.time_zone,
+        travel: settings.travel,
+        technicians,
+        repair_reserve,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Booking and holding
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BookInput {
+    slot_token: String,
+    #[serde(default)]
+    customer_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HoldInput {
+    slot_token: String,
+    #[serde(default)]
+    customer_id: Option<String>,
+    #[serde(default)]
+    ttl_seconds: Option<u32>,
+}
+
+/// A response kept with its idempotency key.
+#[derive(Clone, Debug)]
+struct Stored {
+    status: u16,
+    body: String,
+}
+
+impl IntoResponse for Stored {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK);
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/json")],
+            self.body,
+        )
+            .into_response()
+    }
+}
+
+/// Everything one booking attempt needs (cloned for each retry of the transaction).
+#[derive(Clone, Debug)]
+struct Attempt {
+    api_key_id: String,
+    key: String,
+    hash: String,
+    claim: Result<SlotClaim, TokenProblem>,
+    customer_id: Option<String>,
+    /// `Some(ttl)` for a hold.
+    hold_seconds: Option<u32>,
+}
+
+async fn create_booking(
+    State(state): State<AppState>,
+    auth: Auth,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    auth.require(roles::STAFF_AND_CHATBOT)?;
+    let key = idempotency_key(&headers)?;
+    let input: BookInput = body.json_object()?;
+    let hash = request_hash("/v1/bookings", &body)?;
+    book(
+        &state,
+        &auth,
+        key,
+        hash,
+        input.slot_token,
+        input.customer_id,
+        None,
+    )
+    .await
+}
+
+async fn create_hold(
+    State(state): State<AppState>,
+    auth: Auth,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    auth.require(roles::STAFF_AND_CHATBOT)?;
+    let key = idempotency_key(&headers)?;
+    let input: HoldInput = body.json_object()?;
+    let ttl = input.ttl_seconds.unwrap_or(HOLD_DEFAULT_SECONDS);
+    if !(1..=HOLD_MAX_SECONDS).contains(&ttl) {
+        return Err(ApiError::validation(vec![ErrorDetail::new(
+            "$.ttl_seconds",
+            "invalid_ttl",
+            format!("{ttl} seconds: must be between 1 and {HOLD_MAX_SECONDS}"),
+        )]));
+    }
+    let hash = request_hash("/v1/holds", &body)?;
+    book(
+        &state,
+        &auth,
+        key,
+        hash,
+        input.slot_token,
+        input.customer_id,
+        Some(ttl),
+    )
+    .await
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .unwrap_or("");
+    if key.is_empty() || key.len() > 255 {
+        return Err(ApiError::bad_request(
+            "missing_idempotency_key",
+            "send an `Idempotency-Key` header (1 to 255 characters), one per booking intent",
+        ));
+    }
+    Ok(key.to_owned())
+}
+
+/// SHA-256 of the endpoint and the body's JSON (keys in a stable order).
+fn request_hash(path: &str, body: &Body) -> Result<String, ApiError> {
+    let value: Value = body.json()?;
+    let mut h = Sha256::new();
+    h.update(path.as_bytes());
+    h.update(b"\n");
+    h.update(value.to_string().as_bytes());
+    Ok(hex(&h.finalize()))
+}
+
+async fn book(
+    state: &AppState,
+    auth: &Auth,
+    key: String,
+    hash: String,
+    slot_token: String,
+    customer_id: Option<String>,
+    hold_seconds: Option<u32>,
+) -> Result<Response, ApiError> {
+    let secret = secret(&state.db).await?;
+    let claim = verify(&secret, &slot_token);
+    let attempt = Attempt {
+        api_key_id: auth.key_id.clone(),
+        key,
+        hash,
+        claim: claim.clone(),
+        customer_id,
+        hold_seconds,
+    };
+    let outcome = state
+        .db
+        .write(move |tx| {
+            let attempt = attempt.clone();
+            Box::pin(async move { book_in(tx, &attempt).await })
+        })
+        .await;
+    match outcome {
+        Ok(stored) => {
+            tracing::info!(status = stored.status, by = %auth.key_id, "booking request");
+            Ok(stored.into_response())
+        }
+        Err(e) => match (&e, &claim) {
+            (ApiError::Conflict { code, .. }, Ok(claim)) if *code == "slot_unavailable" => {
+                unavailable(&state.db, e, &claim.request).await
+            }
+            _ => Err(e),
+        },
+    }
+}
+
+/// The 409 of a refused slot, with fresh alternatives (searched after the rollback).
+async fn unavailable(
+    db: &Db,
+    error: ApiError,
+    request: &SlotRequest,
+) -> Result<Response, ApiError> {
+    let alternatives = match find_slots(db, request).await? {
+        Value::Object(mut m) => m.remove("slots").unwrap_or_else(|| json!([])),
+        _ => json!([]),
+    };
+    let body = json!({
+        "error": {"code": "slot_unavailable", "message": error.to_string(), "details": []},
+        "alternatives": alternatives,
+    });
+    Ok((StatusCode::CONFLICT, Json(body)).into_response())
+}
+
+fn slot_unavailable() -> ApiError {
+    ApiError::conflict(
+        "slot_unavailable",
+        "this slot can no longer be promised; pick one of the alternatives",
+    )
+}
+
+async fn book_in(tx: &mut Tx, a: &Attempt) -> Result<Stored, ApiError> {
+    let now = now();
+    if let Some(stored) = claim_idempotency_key(tx, a, now).await? {
+        return Ok(stored);
+    }
+    let claim = checked_claim(&a.claim, now)?;
+    if let Some(customer) = &a.customer_id {
+        let found: Option<String> = on_tx!(tx, |conn| {
+            sqlx::query_scalar("SELECT id FROM customers WHERE id = $1")
+                .bind(customer)
+                .fetch_optional(&mut *conn)
+                .await
+        })?;
+        if found.is_none() {
+            return Err(ApiError::validation(vec![ErrorDetail::new(
+                "$.customer_id",
+                "unknown_customer",
+                format!("there is no customer with id `{customer}`"),
+            )]));
+        }
+    }
+    lock_day(tx, &claim.technician, claim.date).await?;
+    let id = new_id::<8>("bkg")?;
+    let job = visit_job(&claim, &id);
+    fits(tx, &claim, &job, None, now).await?;
+    let (status, expires_at) = match a.hold_seconds {
+        Some(ttl) => ("held", Some(now + TimeDelta::seconds(i64::from(ttl)))),
+        None => ("confirmed", None),
+    };
+    const INSERT: &str = "INSERT INTO bookings (id, token, customer_id, job, technician_id, \
+        date, window_start, window_end, duration_minutes, status, expires_at, created_at, \
+        updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)";
+    let token = new_id::<24>("bkt")?;
+    let job_json = serde_json::to_string(&job).expect("a job serialises");
+    on_tx!(tx, |conn| {
+        sqlx::query(INSERT)
+            .bind(&id)
+            .bind(&token)
+            .bind(&a.customer_id)
+            .bind(&job_json)
+            .bind(&claim.technician)
+            .bind(claim.date)
+            .bind(claim.start.with_timezone(&Utc))
+            .bind(claim.end.with_timezone(&Utc))
+            .bind(job.duration_minutes as i32)
+            .bind(status)
+            .bind(expires_at)
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected())
+    })?;
+    let action = if a.hold_seconds.is_some() {
+        "held"
+    } else {
+        "booked"
+    };
+    history(
+        tx,
+        &id,
+        now,
+        action,
+        json!({"technician": claim.technician, "date": claim.date,
+               "window": {"start": claim.start, "end": claim.end}, "expires_at": expires_at}),
+    )
+    .await?;
+    let record = load(tx, &id).await?.ok_or_else(|| {
+        ApiError::Internal(format!("booking `{id}` vanished in its own transaction"))
+    })?;
+    let stored = Stored {
+        status: 201,
+        body: serde_json::to_string(&record.view(now)?).expect("a booking serialises"),
+    };
+    const DONE: &str = "UPDATE idempotency_keys SET status = 'done', response_status = $1, \
+                        response_body = $2 WHERE api_key_id = $3 AND key = $4";
+    on_tx!(tx, |conn| {
+        sqlx::query(DONE)
+            .bind(i32::from(stored.status))
+            .bind(&stored.body)
+            .bind(&a.api_key_id)
+            .bind(&a.key)
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected())
+    })?;
+    Ok(stored)
+}
+
+/// Inserts the idempotency row (`in_progress`), or answers from the one already there:
+/// the stored response for the same body, 422 for another body, 409 while in progress.
+async fn claim_idempotency_key(
+    tx: &mut Tx,
+    a: &Attempt,
+    now: DateTime<Utc>,
+) -> Result<Option<Stored>, ApiError> {
+    const INSERT: &str = "INSERT INTO idempotency_keys (key, api_key_id, request_hash, status, \
+        created_at) VALUES ($1, $2, $3, 'in_progress', $4) \
+        ON CONFLICT (api_key_id, key) DO NOTHING";
+    const SELECT: &str = "SELECT request_hash, status, response_status, response_body \
+        FROM idempotency_keys WHERE api_key_id = $1 AND key = $2";
+    let inserted = on_tx!(tx, |conn| {
+        sqlx::query(INSERT)
+            .bind(&a.key)
+            .bind(&a.api_key_id)
+            .bind(&a.hash)
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected())
+    })?;
+    if inserted == 1 {
+        return Ok(None);
+    }
+    let row: (String, String, Option<i32>, Option<String>) = on_tx!(tx, |conn| {
+        sqlx::query_as(SELECT)
+            .bind(&a.api_key_id)
+            .bind(&a.key)
+            .fetch_one(&mut *conn)
+            .await
+    })?;
+    let (hash, status, response_status, response_body) = row;
+    if hash != a.hash {
+        // Answered, not an error of the transaction: nothing was written.
+        let body = json!({"error": {
+            "code": "idempotency_key_reused",
+            "message": "this Idempotency-Key was used with another request; use a new key for a new booking intent",
+            "details": [{"path": "$", "code": "idempotency_key_reused",
+                         "message": "the body differs from the first request sent with this key"}],
+        }});
+        return Ok(Some(Stored {
+            status: 422,
+            body: body.to_string(),
+        }));
+    }
+    match (status.as_str(), response_status, response_body) {
+        ("done", Some(s), Some(body)) => Ok(Some(Stored {
+            status: u16::try_from(s).unwrap_or(200),
+            body,
+        })),
+        _ => Err(ApiError::conflict(
+            "idempotency_key_in_progress",
+            "a request with this Idempotency-Key is still in progress; retry in a moment",
+        )),
+    }
+}
+
+/// Takes the technician-day's lock: bumps its version (the row lock on PostgreSQL;
+/// SQLite's `BEGIN IMMEDIATE` already serialises writers).
+async fn lock_day(tx: &mut Tx, technician: &str, date: NaiveDate) -> Result<(), ApiError> {
+    const SQL: &str = "INSERT INTO technician_days (technician_id, date, version) \
+        VALUES ($1, $2, 1) ON CONFLICT (technician_id, date) \
+        DO UPDATE SET version = technician_days.version + 1";
+    on_tx!(tx, |conn| {
+        sqlx::query(SQL)
+            .bind(technician)
+            .bind(date)
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
+/// The job a claim becomes, under booking id `id`.
+fn visit_job(claim: &SlotClaim, id: &str) -> JobInput {
+    let mut job = request_job(
+        &claim.request,
+        WindowInput {
+            start: claim.start,
+            end: claim.end,
+        },
+    );
+    job.id = id.to_owned();
+    job
+}
+
+/// `Ok` when `job` fits the claim's technician-day next to its other active visits
+/// (booking `except` left out), else 409 `slot_unavailable`. Call with the day locked.
+async fn fits(
+    tx: &mut Tx,
+    claim: &SlotClaim,
+    job: &JobInput,
+    except: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let op = operation_in(tx).await?;
+    let rows = active_rows(
+        tx,
+        claim.date,
+        claim.date,
+        Some(&claim.technician),
+        except,
+        now,
+    )
+    .await?;
+    let others = rows.iter().map(Row::visit).collect::<Result<Vec<_>, _>>()?;
+    let visit = BookedVisit {
+        job: job.clone(),
+        technician: claim.technician.clone(),
+        date: claim.date,
+    };
+    check_visit(&op, &visit, &others).map_err(|_| slot_unavailable())
+}
+
+// ---------------------------------------------------------------------------------------
+// Holds, reschedule, cancel
+
+async fn confirm_hold(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(roles::STAFF_AND_CHATBOT)?;
+    let view = state
+        .db
+        .write(move |tx| {
+            let id = id.clone();
+            Box::pin(async move {
+                let now = now();
+                let row = locked(tx, &id).await?;
+                match row.status.as_str() {
+                    "confirmed" => {}
+                    "cancelled" => return Err(cancelled(&id)),
+                    _ if row.expires_at.is_none_or(|e| e <= now) => {
+                        return Err(ApiError::conflict(
+                            "hold_expired",
+                            format!("hold `{id}` has expired; search and hold a slot again"),
+                        ))
+                    }
+                    _ => {
+                        set_status(tx, &id, "confirmed", now).await?;
+                        history(tx, &id, now, "confirmed", json!({})).await?;
+                    }
+                }
+                view_in(tx, &id, now).await
+            })
+        })
+        .await?;
+    Ok(Json(view))
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(roles::STAFF_AND_CHATBOT)?;
+    let view = state
+        .db
+        .write(move |tx| {
+            let id = id.clone();
+            Box::pin(async move {
+                let now = now();
+                let row = locked(tx, &id).await?;
+                if row.status != "cancelled" {
+                    set_status(tx, &id, "cancelled", now).await?;
+                    history(
+                        tx,
+                        &id,
+                        now,
+                        "cancelled",
+                        json!({"previous_status": row.status}),
+                    )
+                    .await?;
+                }
+                view_in(tx, &id, now).await
+            })
+        })
+        .await?;
+    Ok(Json(view))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RescheduleInput {
+    slot_token: String,
+}
+
+async fn reschedule(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    auth.require(roles::STAFF_AND_CHATBOT)?;
+    let input: RescheduleInput = body.json_object()?;
+    let secret = secret(&state.db).await?;
+    let claim = verify(&secret, &input.slot_token);
+    let attempt = claim.clone();
+    let outcome = state
+        .db
+        .write(move |tx| {
+            let id = id.clone();
+            let claim = attempt.clone();
+            Box::pin(async move { reschedule_in(tx, &id, &claim).await })
+        })
+        .await;
+    match outcome {
+        Ok(view) => Ok(Json(view).into_response()),
+        Err(e) => match (&e, &claim) {
+            (ApiError::Conflict { code, .. }, Ok(claim)) if *code == "slot_unavailable" => {
+                unavailable(&state.db, e, &claim.request).await
+            }
+            _ => Err(e),
+        },
+    }
+}
+
+async fn reschedule_in(
+    tx: &mut Tx,
+    id: &str,
+    claim: &Result<SlotClaim, TokenProblem>,
+) -> Result<Value, ApiError> {
+    let now = now();
+    let claim = checked_claim(claim, now)?;
+    let row = load(tx, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("booking", id))?;
+    // Both technician-days, in (technician, date) order, so two reschedules never
+    // wait for each other in a cycle.
+    let mut days = vec![
+        (row.technician_id.clone(), row.date),
+        (claim.technician.clone(), claim.date),
+    ];
+    days.sort();
+    days.dedup();
+    for (technician, date) in &days {
+        lock_day(tx, technician, *date).await?;
+    }
+    let row = load(tx, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("booking", id))?;
+    if row.status == "cancelled" {
+        return Err(cancelled(id));
+    }
+    if row.status == "held" && row.expires_at.is_none_or(|e| e <= now) {
+        return Err(ApiError::conflict(
+            "hold_expired",
+            format!("hold `{id}` has expired"),
+        ));
+    }
+    let old = row.job()?;
+    let job = visit_job(&claim, id);
+    if old.kind != job.kind
+        || old.place != job.place
+        || old.duration_minutes != job.duration_minutes
+    {
+        return Err(ApiError::validation(vec![ErrorDetail::new(
+            "$.slot_token",
+            "slot_token_mismatch",
+            "the slot was searched for another visit (kind, place or duration differ)",
+        )]));
+    }
+    fits(tx, &claim, &job, Some(id), now).await?;
+    const UPDATE: &str = "UPDATE bookings SET job = $1, technician_id = $2, date = $3, \
+        window_start = $4, window_end = $5, updated_at = $6 WHERE id = $7";
+    let job_json = serde_json::to_string(&job).expect("a job serialises");
+    on_tx!(tx, |conn| {
+        sqlx::query(UPDATE)
+            .bind(&job_json)
+            .bind(&claim.technician)
+            .bind(claim.date)
+            .bind(claim.start.with_timezone(&Utc))
+            .bind(claim.end.with_timezone(&Utc))
+            .bind(now)
+            .bind(id)
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected())
+    })?;
+    let from = old.windows.first().cloned();
+    history(
+        tx,
+        id,
+        now,
+        "rescheduled",
+        json!({
+            "from": {"technician": row.technician_id, "date": row.date, "window": from},
+            "to": {"technician": claim.technician, "date": claim.date,
+                   "window": {"start": claim.start, "end": claim.end}},
+        }),
+    )
+    .await?;
+    view_in(tx, id, now).await
+}
+
+fn cancelled(id: &str) -> ApiError {
+    ApiError::conflict("booking_cancelled", format!("booking `{id}` is cancelled"))
+}
+
+/// Booking `id` read after taking its technician-day's lock (404 if unknown).
+async fn locked(tx: &mut Tx, id: &str) -> Result<Row, ApiError> {
+    let row = load(tx, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("booking", id))?;
+    lock_day(tx, &row.technician_id, row.date).await?;
+    load(tx, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("booking", id))
+}
+
+async fn set_status(
+    tx: &mut Tx,
+    id: &str,
+    status: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    on_tx!(tx, |conn| {
+        sqlx::query(
+            "UPDATE bookings SET status = $1, expires_at = NULL, updated_at = $2 WHERE id = $3",
+        )
+        .bind(status)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
+async fn history(
+    tx: &mut Tx,
+    id: &str,
+    at: DateTime<Utc>,
+    action: &str,
+    details: Value,
+) -> Result<(), ApiError> {
+    on_tx!(tx, |conn| {
+        sqlx::query(
+            "INSERT INTO booking_history (booking_id, at, action, details) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id)
+        .bind(at)
+        .bind(action)
+        .bind(details.to_string())
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading
+
+async fn read(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(roles::STAFF_AND_CHATBOT)?;
+    let now = now();
+    let mut tx = state.db.begin_read().await?;
+    let mut view = view_in(&mut tx, &id, now).await?;
+    let rows: Vec<(DateTime<Utc>, String, String)> = on_tx!(&mut tx, |conn| {
+        sqlx::query_as(
+            "SELECT at, action, details FROM booking_history WHERE booking_id = $1 ORDER BY at",
+        )
+        .bind(&id)
+        .fetch_all(&mut *conn)
+        .await
+    })?;
+    tx.rollback().await?;
+    let history: Vec<Value> = rows
+        .into_iter()
+        .map(|(at, action, details)| {
+            let details: Value = serde_json::from_str(&details).unwrap_or(Value::Null);
+            json!({"at": at, "action": action, "details": details})
+        })
+        .collect();
+    view["history"] = Value::Array(history);
+    Ok(Json(view))
+}
+
+async fn read_by_token(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(token): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(roles::STAFF_AND_CHATBOT)?;
+    let now = now();
+    let mut tx = state.db.begin_read().await?;
+    let sql = format!("SELECT {COLUMNS} FROM bookings WHERE token = $1");
+    let row: Option<Row> = on_tx!(&mut tx, |conn| {
+        sqlx::query_as(&sql)
+            .bind(&token)
+            .fetch_optional(&mut *conn)
+            .await
+    })?;
+    tx.rollback().await?;
+    let row = row.ok_or_else(|| ApiError::not_found("booking", token))?;
+    Ok(Json(row.view(now)?))
+}
+
+async fn view_in(tx: &mut Tx, id: &str, now: DateTime<Utc>) -> Result<Value, ApiError> {
+    load(tx, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("booking", id))?
+        .view(now)
+}
+
+// ---------------------------------------------------------------------------------------
+// Store
+
+const COLUMNS: &str = "id, token, customer_id, job, technician_id, date, window_start, \
+    window_end, duration_minutes, status, expires_at, created_at, updated_at";
+
+#[derive(Debug, sqlx::FromRow)]
+struct Row {
+    id: String,
+    token: String,
+    customer_id: Option<String>,
+    job: String,
+    technician_id: String,
+    date: NaiveDate,
+    window_start: DateTime<Utc>,
+    window_end: DateTime<Utc>,
+    duration_minutes: i32,
+    status: String,
+    expires_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl Row {
+    fn job(&self) -> Result<JobInput, ApiError> {
+        serde_json::from_str(&self.job).map_err(|e| {
+            ApiError::Internal(format!("stored booking `{}` is not valid: {e}", self.id))
+        })
+    }
+
+    fn visit(&self) -> Result<BookedVisit, ApiError> {
+        Ok(BookedVisit {
+            job: self.job()?,
+            technician: self.technician_id.clone(),
+            date: self.date,
+        })
+    }
+
+    /// Whether the booking counts against capacity at `now`.
+    fn is_active(&self, now: DateTime<Utc>) -> bool {
+        match self.status.as_str() {
+            "confirmed" => true,
+            "held" => self.expires_at.is_some_and(|e| e > now),
+            _ => false,
+        }
+    }
+
+    /// The booking as the API shows it (`status` `expired` for a hold past its time).
+    fn view(&self, now: DateTime<Utc>) -> Result<Value, ApiError> {
+        let job = self.job()?;
+        let status = if self.status == "held" && !self.is_active(now) {
+            "expired"
+        } else {
+            self.status.as_str()
+        };
+        let window = job.windows.first().map_or_else(
+            || json!({"start": self.window_start, "end": self.window_end}),
+            |w| json!({"start": w.start, "end": w.end}),
+        );
+        Ok(json!({
+            "id": self.id,
+            "token": self.token,
+            "status": status,
+            "customer_id": self.customer_id,
+            "technician": self.technician_id,
+            "date": self.date,
+            "window": window,
+            "duration_minutes": self.duration_minutes,
+            "kind": job.kind,
+            "place": job.place,
+            "expires_at": self.expires_at,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }))
+    }
+}
+
+async fn load(tx: &mut Tx, id: &str) -> Result<Option<Row>, ApiError> {
+    let sql = format!("SELECT {COLUMNS} FROM bookings WHERE id = $1");
+    Ok(on_tx!(tx, |conn| {
+        sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await
+    })?)
+}
+
+/// Bookings of `from..=to` that count against capacity at `now` (confirmed, and holds
+/// not expired), of one technician when given, without booking `except`.
+async fn active_rows(
+    tx: &mut Tx,
+    from: NaiveDate,
+    to: NaiveDate,
+    technician: Option<&str>,
+    except: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Row>, ApiError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM bookings WHERE date >= $1 AND date <= $2 \
+         AND status IN ('held', 'confirmed') \
+         AND ($3 IS NULL OR technician_id = $3) AND ($4 IS NULL OR id <> $4) ORDER BY id"
+    );
+    let rows: Vec<Row> = on_tx!(tx, |conn| {
+        sqlx::query_as(&sql)
+            .bind(from)
+            .bind(to)
+            .bind(technician)
+            .bind(except)
+            .fetch_all(&mut *conn)
+            .await
+    })?;
+    Ok(rows.into_iter().filter(|r| r.is_active(now)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64url_round_trips() {
+        for n in 0..40u8 {
+            let bytes: Vec<u8> = (0..n).map(|i| i.wrapping_mul(37).wrapping_add(n)).collect();
+            assert_eq!(b64_decode(&b64_encode(&bytes)).unwrap(), bytes);
+        }
+        assert_eq!(b64_encode(b"foobar"), "Zm9vYmFy");
+        assert_eq!(b64_encode(b"fo"), "Zm8");
+    }
+
+    #[test]
+    fn hmac_matches_rfc_4231_case_2() {
+        let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
+        assert_eq!(
+            hex(&mac),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}
