@@ -269,6 +269,14 @@ impl DayProblem {
         })
     }
 
+    /// Duration of the day without the candidate (zero for an empty day).
+    fn duration_of(&self, base: &[usize]) -> Duration {
+        if base.is_empty() {
+            return Duration::ZERO;
+        }
+        schedule_route(&self.compiled.problem, 0, base).map_or(Duration::ZERO, |(s, _)| s.duration)
+    }
+
     /// A feasible order of the booked visits: by window start when that works (the
     /// usual case with narrow windows), else by cheapest insertion, else the one the
     /// search finds (the candidate,
@@ -329,13 +337,14 @@ impl DayProblem {
 
     /// The cheapest feasible position for the candidate in `base` under `problem`
     /// (whose candidate window may differ from the compiled one): (position, extra
-    /// minutes of driving and waiting).
-    fn best_insertion(&self, problem: &crate::Problem, base: &[usize]) -> Option<(usize, f64)> {
-        let before_duration = if base.is_empty() {
-            Duration::ZERO
-        } else {
-            schedule_route(problem, 0, base)?.0.duration
-        };
+    /// minutes of driving and waiting). `before_duration` is `base`'s own duration
+    /// (see [`Self::duration_of`]; it does not depend on the candidate's window).
+    fn best_insertion(
+        &self,
+        problem: &crate::Problem,
+        base: &[usize],
+        before_duration: Duration,
+    ) -> Option<(usize, f64)> {
         let service = problem.service_on(self.candidate, 0);
         let mut best: Option<(usize, f64)> = None;
         let mut route = Vec::with_capacity(base.len() + 1);
@@ -402,6 +411,7 @@ fn day_slots(
         return Ok(DayOutcome::Offers(Vec::new()));
     };
     let c = &day_problem.compiled;
+    let before_duration = day_problem.duration_of(&base);
     let length = TimeDelta::minutes(req.window_minutes as i64);
     let mut offers = Vec::new();
     // Windows start on the hour, from the shift start to the last that ends by the shift end.
@@ -422,7 +432,7 @@ fn day_slots(
             .problem
             .with_job_windows(day_problem.candidate, vec![window])
             .expect("one valid window");
-        if let Some((_, extra)) = day_problem.best_insertion(&problem, &base) {
+        if let Some((_, extra)) = day_problem.best_insertion(&problem, &base, before_duration) {
             let grade = 100.0 - (2.0 * extra).min(80.0) - (3.0 * day_offset as f64).min(20.0);
             offers.push(SlotOffer {
                 start: start.fixed_offset(),

@@ -389,7 +389,6 @@ impl LocalSearch {
                     t.dist,
                     t.load,
                     t.min_duration,
-                    pen.time_warp,
                     pen.excess_load,
                 )
             } else {

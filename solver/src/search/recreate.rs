@@ -239,7 +239,6 @@ fn best_in_route_with_rules(
             dist,
             load,
             base_duration + detour,
-            pen.time_warp,
             pen.excess_load,
         ) - old;
         if best.is_some_and(|b| bound >= b.delta) {

@@ -343,10 +343,8 @@ pub fn cost_lower_bound(
     dist: Distance,
     load: Load,
     min_duration: Duration,
-    time_warp_weight: i64,
     excess_weight: i64,
 ) -> Cost {
-    let _ = time_warp_weight;
     if jobs == 0 {
         return Cost::ZERO;
     }
