@@ -386,6 +386,127 @@ async fn technicians_may_not_book(s: TestServer) {
     }
 }
 
+/// Books visits of mixed lengths on two technicians' day, adds open jobs, re-plans the
+/// day: every booking is planned inside its promised window, and the planned times the
+/// bookings show never overlap for a technician.
+async fn replanning_keeps_every_booking_in_its_promised_window(s: TestServer) {
+    let key = setup(&s, technician_on("t1", &["2026-03-02"], true)).await;
+    let r = s
+        .post(
+            "/v1/technicians",
+            Some(&s.admin_key),
+            &technician_on("t2", &["2026-03-02"], true),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let mut booked = Vec::new();
+    for k in 0..10 {
+        let mut request = slot_request(1);
+        request["duration_minutes"] = json!([30, 45, 60, 90][k % 4]);
+        request["place"] =
+            json!({"lat": PLACE.0 + 0.004 * k as f64, "lon": PLACE.1 - 0.003 * k as f64});
+        let slots = search(&s, &key, &request).await;
+        let Some(slot) = slots.first() else { break };
+        let r = post_idem(
+            &s,
+            "/v1/bookings",
+            &key,
+            &format!("plan-{k}"),
+            &json!({"slot_token": token(slot)}),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        booked.push(r.json.clone());
+    }
+    assert!(booked.len() >= 6, "only {} booked", booked.len());
+    // Open work competing for the same day.
+    for k in 0..6 {
+        let mut j = job(&format!("open-{k}"), None);
+        j["place"] = json!({"lat": PLACE.0 - 0.005 * k as f64, "lon": PLACE.1 + 0.004 * k as f64});
+        j["windows"] = json!([{"start": "2026-03-02T08:00:00Z", "end": "2026-03-02T17:00:00Z"}]);
+        let r = s
+            .post("/v1/jobs", Some(&s.admin_key), &json!({"job": j}))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+    let r = s
+        .post(
+            "/v1/plans/solve",
+            Some(&s.admin_key),
+            &json!({"date": "2026-03-02", "seconds": 1}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let plan = r.json;
+    let stops: Vec<&Value> = plan["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|route| route["stops"].as_array().unwrap())
+        .collect();
+    let time = |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
+    for b in &booked {
+        let stop = stops
+            .iter()
+            .find(|st| st["job"] == b["id"])
+            .unwrap_or_else(|| panic!("booking {} is not planned: {plan}", b["id"]));
+        let start = time(&stop["start"]);
+        assert!(
+            time(&b["window"]["start"]) <= start && start <= time(&b["window"]["end"]),
+            "booking {} starts at {start}, outside {}",
+            b["id"],
+            b["window"]
+        );
+    }
+    // The bookings' own planned times: inside the window, no overlap per technician.
+    let mut spans = Vec::new();
+    for b in &booked {
+        let r = s
+            .get(
+                &format!("/v1/bookings/{}", b["id"].as_str().unwrap()),
+                Some(&key),
+            )
+            .await;
+        let planned = &r.json["planned"];
+        let (start, end) = (time(&planned["start"]), time(&planned["end"]));
+        assert!(time(&b["window"]["start"]) <= start && start <= time(&b["window"]["end"]));
+        assert_eq!(
+            (end - start).num_minutes(),
+            b["duration_minutes"].as_i64().unwrap()
+        );
+        spans.push((
+            r.json["technician"].as_str().unwrap().to_owned(),
+            start,
+            end,
+        ));
+    }
+    spans.sort();
+    for pair in spans.windows(2) {
+        assert!(
+            pair[0].0 != pair[1].0 || pair[0].2 <= pair[1].1,
+            "{pair:?} overlap"
+        );
+    }
+    // A dispatcher's call: bad input is named.
+    let r = s
+        .post(
+            "/v1/plans/solve",
+            Some(&s.admin_key),
+            &json!({"date": "2026-03-02", "seconds": 0}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert_eq!(r.paths(), ["$.seconds"]);
+    let r = s
+        .post(
+            "/v1/plans/solve",
+            Some(&key),
+            &json!({"date": "2026-03-02"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+}
+
 both_backends!(
     a_booked_slot_is_no_longer_offered,
     the_last_slot_goes_to_exactly_one_request,
@@ -393,4 +514,5 @@ both_backends!(
     a_hold_counts_until_it_expires,
     reschedule_and_cancel_are_recorded,
     technicians_may_not_book,
+    replanning_keeps_every_booking_in_its_promised_window,
 );

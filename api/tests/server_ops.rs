@@ -33,7 +33,7 @@ async fn probes_answer(s: TestServer) {
     assert_eq!(r.json["status"], "unavailable");
 }
 
-const ENDPOINTS: [(&str, &str); 20] = [
+const ENDPOINTS: [(&str, &str); 29] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("post", "/v1/api-keys"),
@@ -54,6 +54,15 @@ const ENDPOINTS: [(&str, &str); 20] = [
     ("get", "/v1/jobs/{id}"),
     ("post", "/v1/import/technicians"),
     ("post", "/v1/import/jobs"),
+    ("post", "/v1/slots/search"),
+    ("post", "/v1/bookings"),
+    ("post", "/v1/holds"),
+    ("post", "/v1/holds/{id}/confirm"),
+    ("get", "/v1/bookings/{id}"),
+    ("get", "/v1/bookings/by-token/{token}"),
+    ("post", "/v1/bookings/{id}/reschedule"),
+    ("post", "/v1/bookings/{id}/cancel"),
+    ("post", "/v1/plans/solve"),
 ];
 
 fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
@@ -103,6 +112,8 @@ async fn the_openapi_document_lists_every_endpoint(s: TestServer) {
     let schemas = &doc["components"]["schemas"];
     assert!(schemas["Technician"]["properties"]["shifts"].is_object());
     assert!(schemas["JobInput"]["properties"]["windows"].is_object());
+    assert!(schemas["SlotRequest"]["properties"]["earliest_day"].is_object());
+    assert!(schemas["Booking"]["properties"]["window"].is_object());
     assert!(
         schemas["TravelOptions"]["oneOf"].is_array()
             || schemas["TravelOptions"]["anyOf"].is_array()

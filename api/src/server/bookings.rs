@@ -16,8 +16,12 @@
 
 use super::auth::{hex, new_id, roles, Auth};
 use super::body::Body;
+use super::booking_views::{
+    BookInput, Booking, BookingStatus, HistoryEntry, HoldInput, Refusal, RescheduleInput,
+    SearchStatus, Slot, SlotSearchAnswer, Window,
+};
 use super::db::{now, on_tx, Db, Tx};
-use super::error::{ApiError, ErrorDetail};
+use super::error::{ApiError, ErrorDetail, ErrorObject};
 use super::settings::settings_in;
 use super::state::AppState;
 use axum::extract::{Path, State};
@@ -28,7 +32,8 @@ use axum::{Json, Router};
 use chrono::{DateTime, Days, FixedOffset, NaiveDate, TimeDelta, Utc};
 use despacho_solver::field::input::{JobInput, Technician, WindowInput};
 use despacho_solver::field::slots::{
-    check_visit, request_job, search_slots, BookedVisit, Operation, SlotAnswer, SlotRequest,
+    check_visit, request_job, search_slots, BookedVisit, Operation, PlannedVisit, SlotAnswer,
+    SlotRequest,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -43,6 +48,8 @@ pub const HOLD_DEFAULT_SECONDS: u32 = 300;
 pub const HOLD_MAX_SECONDS: u32 = 1800;
 /// Default share of each technician-day kept for repairs (setting `repair_reserve`).
 pub const DEFAULT_REPAIR_RESERVE: f64 = 0.1;
+/// Idempotency keys are kept (and answered from) for this many days (RELIABILITY.md).
+pub const IDEMPOTENCY_KEEP_DAYS: i64 = 7;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -59,23 +66,26 @@ pub fn router() -> Router<AppState> {
 // ---------------------------------------------------------------------------------------
 // Slot search
 
-async fn search(
+#[utoipa::path(post, path = "/v1/slots/search", tag = "booking", security(("bearer" = [])),
+    description = "Windows a skilled technician can really take (checked against every booking, shift and break), best first, each with a slot token valid 15 minutes. Roles: admin, dispatcher, chatbot.",
+    request_body = super::openapi::SlotRequestDoc,
+    responses((status = 200, body = SlotSearchAnswer), (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody),
+        (status = 422, body = super::error::ErrorBody, description = "every problem, with its JSON path")))]
+pub async fn search(
     State(state): State<AppState>,
     auth: Auth,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SlotSearchAnswer>, ApiError> {
     auth.require(roles::STAFF_AND_CHATBOT)?;
     let request: SlotRequest = body.json_object()?;
-    Ok(Json(find_slots(&state.db, &request).await?))
+    Ok(Json(find_slots(&state, &request).await?))
 }
 
-/// `{"status": "ok", "slots": [...]}`, `{"status": "not_served"}` or
-/// `{"status": "no_skilled_technician"}`.
-async fn find_slots(db: &Db, request: &SlotRequest) -> Result<Value, ApiError> {
-    let secret = secret(db).await?;
+async fn find_slots(state: &AppState, request: &SlotRequest) -> Result<SlotSearchAnswer, ApiError> {
+    let secret = secret(state).await?;
     let now = now();
-    let mut tx = db.begin_read().await?;
-    let op = operation_in(&mut tx).await?;
+    let mut tx = state.db.begin_read().await?;
+    let op = operation_in(&mut tx, None).await?;
     let days = u64::from(request.days.clamp(1, 31)) - 1;
     let last = request
         .earliest_day
@@ -89,12 +99,16 @@ async fn find_slots(db: &Db, request: &SlotRequest) -> Result<Value, ApiError> {
         tokio::task::spawn_blocking(move || search_slots(&op, &visits, &req, SEARCH_LIMIT))
             .await
             .map_err(|e| ApiError::Internal(format!("the slot search failed: {e}")))??;
+    let without = |status| SlotSearchAnswer {
+        status,
+        slots: None,
+    };
     Ok(match answer {
-        SlotAnswer::NotServed => json!({"status": "not_served"}),
-        SlotAnswer::NoSkilledTechnician => json!({"status": "no_skilled_technician"}),
+        SlotAnswer::NotServed => without(SearchStatus::NotServed),
+        SlotAnswer::NoSkilledTechnician => without(SearchStatus::NoSkilledTechnician),
         SlotAnswer::Slots(offers) => {
             let expires_at = now + TimeDelta::minutes(SLOT_TOKEN_MINUTES);
-            let slots: Vec<Value> = offers
+            let slots: Vec<Slot> = offers
                 .into_iter()
                 .map(|o| {
                     let claim = SlotClaim {
@@ -105,16 +119,19 @@ async fn find_slots(db: &Db, request: &SlotRequest) -> Result<Value, ApiError> {
                         request: request.clone(),
                         expires_at,
                     };
-                    json!({
-                        "start": o.start,
-                        "end": o.end,
-                        "grade": o.grade,
-                        "expires_at": expires_at,
-                        "slot_token": sign(&secret, &claim),
-                    })
+                    Slot {
+                        start: o.start,
+                        end: o.end,
+                        grade: o.grade,
+                        expires_at,
+                        slot_token: sign(&secret, &claim),
+                    }
                 })
                 .collect();
-            json!({"status": "ok", "slots": slots})
+            SlotSearchAnswer {
+                status: SearchStatus::Ok,
+                slots: Some(slots),
+            }
         }
     })
 }
@@ -238,8 +255,17 @@ fn b64_decode(text: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// The server's token secret, made (and stored in `settings`) at first use.
-async fn secret(db: &Db) -> Result<Vec<u8>, ApiError> {
+/// The server's token secret (read once per process).
+async fn secret(state: &AppState) -> Result<Vec<u8>, ApiError> {
+    state
+        .booking_secret
+        .get_or_try_init(|| stored_secret(&state.db))
+        .await
+        .cloned()
+}
+
+/// The token secret in `settings`, made and stored at first use.
+async fn stored_secret(db: &Db) -> Result<Vec<u8>, ApiError> {
     const SELECT: &str = "SELECT value FROM settings WHERE key = 'booking_secret'";
     const INSERT: &str = "INSERT INTO settings (key, value, updated_at) \
                           VALUES ('booking_secret', $1, $2) ON CONFLICT (key) DO NOTHING";
@@ -275,11 +301,13 @@ async fn secret(db: &Db) -> Result<Vec<u8>, ApiError> {
     Ok(text.into_bytes())
 }
 
-/// The operation as seen by `tx`: technicians, time zone, travel, repair reserve.
-async fn operation_in(tx: &mut Tx) -> Result<Operation, ApiError> {
+/// The operation as seen by `tx`: technicians (all, or only `technician`), time zone,
+/// travel, repair reserve.
+async fn operation_in(tx: &mut Tx, technician: Option<&str>) -> Result<Operation, ApiError> {
     let settings = settings_in(tx).await?;
     let data: Vec<String> = on_tx!(tx, |conn| {
-        sqlx::query_scalar("SELECT data FROM technicians ORDER BY id")
+        sqlx::query_scalar("SELECT data FROM technicians WHERE ($1 IS NULL OR id = $1) ORDER BY id")
+            .bind(technician)
             .fetch_all(&mut *conn)
             .await
     })?;
@@ -307,24 +335,6 @@ async fn operation_in(tx: &mut Tx) -> Result<Operation, ApiError> {
 
 // ---------------------------------------------------------------------------------------
 // Booking and holding
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BookInput {
-    slot_token: String,
-    #[serde(default)]
-    customer_id: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HoldInput {
-    slot_token: String,
-    #[serde(default)]
-    customer_id: Option<String>,
-    #[serde(default)]
-    ttl_seconds: Option<u32>,
-}
 
 /// A response kept with its idempotency key.
 #[derive(Clone, Debug)]
@@ -357,7 +367,14 @@ struct Attempt {
     hold_seconds: Option<u32>,
 }
 
-async fn create_booking(
+#[utoipa::path(post, path = "/v1/bookings", tag = "booking", security(("bearer" = [])),
+    description = "Books the slot of a slot token, confirmed at once. Header `Idempotency-Key` (1–255 characters, one per booking intent) required. Roles: admin, dispatcher, chatbot.",
+    params(("Idempotency-Key" = String, Header, description = "One per booking intent")),
+    request_body = BookInput,
+    responses((status = 201, body = Booking), (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody),
+        (status = 409, body = Refusal, description = "`slot_unavailable` with fresh alternatives (kept with the key); also `slot_token_expired`, `idempotency_key_in_progress`"),
+        (status = 422, body = super::error::ErrorBody, description = "invalid token, unknown customer, or the key reused with another body")))]
+pub async fn create_booking(
     State(state): State<AppState>,
     auth: Auth,
     headers: HeaderMap,
@@ -379,7 +396,14 @@ async fn create_booking(
     .await
 }
 
-async fn create_hold(
+#[utoipa::path(post, path = "/v1/holds", tag = "booking", security(("bearer" = [])),
+    description = "Holds the slot of a slot token for `ttl_seconds`: it counts against capacity until then, and lapses by itself. Header `Idempotency-Key` required. Roles: admin, dispatcher, chatbot.",
+    params(("Idempotency-Key" = String, Header, description = "One per booking intent")),
+    request_body = HoldInput,
+    responses((status = 201, body = Booking), (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody),
+        (status = 409, body = Refusal, description = "`slot_unavailable` with fresh alternatives"),
+        (status = 422, body = super::error::ErrorBody)))]
+pub async fn create_hold(
     State(state): State<AppState>,
     auth: Auth,
     headers: HeaderMap,
@@ -443,7 +467,7 @@ async fn book(
     customer_id: Option<String>,
     hold_seconds: Option<u32>,
 ) -> Result<Response, ApiError> {
-    let secret = secret(&state.db).await?;
+    let secret = secret(state).await?;
     let claim = verify(&secret, &slot_token);
     let attempt = Attempt {
         api_key_id: auth.key_id.clone(),
@@ -453,10 +477,11 @@ async fn book(
         customer_id,
         hold_seconds,
     };
+    let write = attempt.clone();
     let outcome = state
         .db
         .write(move |tx| {
-            let attempt = attempt.clone();
+            let attempt = write.clone();
             Box::pin(async move { book_in(tx, &attempt).await })
         })
         .await;
@@ -467,28 +492,71 @@ async fn book(
         }
         Err(e) => match (&e, &claim) {
             (ApiError::Conflict { code, .. }, Ok(claim)) if *code == "slot_unavailable" => {
-                unavailable(&state.db, e, &claim.request).await
+                let body = unavailable(state, e, &claim.request).await?;
+                // A refusal is an answer to this intent: kept with its key, so a retry
+                // gets the same one (with the same alternatives).
+                let stored = remember_refusal(&state.db, &attempt, body).await?;
+                tracing::info!(status = stored.status, by = %auth.key_id, "booking request");
+                Ok(stored.into_response())
             }
             _ => Err(e),
         },
     }
 }
 
-/// The 409 of a refused slot, with fresh alternatives (searched after the rollback).
+/// The body of the 409 of a refused slot, with fresh alternatives (searched after the
+/// rollback).
 async fn unavailable(
-    db: &Db,
+    state: &AppState,
     error: ApiError,
     request: &SlotRequest,
-) -> Result<Response, ApiError> {
-    let alternatives = match find_slots(db, request).await? {
-        Value::Object(mut m) => m.remove("slots").unwrap_or_else(|| json!([])),
-        _ => json!([]),
+) -> Result<Refusal, ApiError> {
+    let alternatives = find_slots(state, request).await?.slots.unwrap_or_default();
+    Ok(Refusal {
+        error: ErrorObject {
+            code: "slot_unavailable".into(),
+            message: error.to_string(),
+            details: Vec::new(),
+        },
+        alternatives,
+    })
+}
+
+/// Stores a 409 `slot_unavailable` under the attempt's idempotency key (unless a
+/// concurrent request with that key stored its answer first: that one is returned).
+async fn remember_refusal(db: &Db, a: &Attempt, refusal: Refusal) -> Result<Stored, ApiError> {
+    let stored = Stored {
+        status: 409,
+        body: serde_json::to_string(&refusal).expect("a refusal serialises"),
     };
-    let body = json!({
-        "error": {"code": "slot_unavailable", "message": error.to_string(), "details": []},
-        "alternatives": alternatives,
-    });
-    Ok((StatusCode::CONFLICT, Json(body)).into_response())
+    let a = a.clone();
+    let mine = stored.clone();
+    db.write(move |tx| {
+        let a = a.clone();
+        let mine = mine.clone();
+        Box::pin(async move {
+            const INSERT: &str = "INSERT INTO idempotency_keys (key, api_key_id, request_hash, \
+                status, response_status, response_body, created_at) \
+                VALUES ($1, $2, $3, 'done', $4, $5, $6) ON CONFLICT (api_key_id, key) DO NOTHING";
+            let inserted = on_tx!(tx, |conn| {
+                sqlx::query(INSERT)
+                    .bind(&a.key)
+                    .bind(&a.api_key_id)
+                    .bind(&a.hash)
+                    .bind(i32::from(mine.status))
+                    .bind(&mine.body)
+                    .bind(now())
+                    .execute(&mut *conn)
+                    .await
+                    .map(|r| r.rows_affected())
+            })?;
+            if inserted == 1 {
+                return Ok(mine);
+            }
+            Ok(claim_idempotency_key(tx, &a, now()).await?.unwrap_or(mine))
+        })
+    })
+    .await
 }
 
 fn slot_unavailable() -> ApiError {
@@ -519,10 +587,12 @@ async fn book_in(tx: &mut Tx, a: &Attempt) -> Result<Stored, ApiError> {
             )]));
         }
     }
-    lock_day(tx, &claim.technician, claim.date).await?;
+    let op = operation_in(tx, Some(&claim.technician)).await?;
+    let capacity = capacity_minutes(&op, &claim.technician, claim.date);
+    lock_day(tx, &claim.technician, claim.date, capacity).await?;
     let id = new_id::<8>("bkg")?;
     let job = visit_job(&claim, &id);
-    fits(tx, &claim, &job, None, now).await?;
+    let day = fits(tx, &op, &claim, &job, None, now).await?;
     let (status, expires_at) = match a.hold_seconds {
         Some(ttl) => ("held", Some(now + TimeDelta::seconds(i64::from(ttl)))),
         None => ("confirmed", None),
@@ -550,6 +620,10 @@ async fn book_in(tx: &mut Tx, a: &Attempt) -> Result<Stored, ApiError> {
             .await
             .map(|r| r.rows_affected())
     })?;
+    day.store(tx, &id, now).await?;
+    if a.hold_seconds.is_none() {
+        claim_minutes(tx, &claim.technician, claim.date, job.duration_minutes).await?;
+    }
     let action = if a.hold_seconds.is_some() {
         "held"
     } else {
@@ -598,6 +672,18 @@ async fn claim_idempotency_key(
         ON CONFLICT (api_key_id, key) DO NOTHING";
     const SELECT: &str = "SELECT request_hash, status, response_status, response_body \
         FROM idempotency_keys WHERE api_key_id = $1 AND key = $2";
+    const EXPIRE: &str =
+        "DELETE FROM idempotency_keys WHERE api_key_id = $1 AND key = $2 AND created_at < $3";
+    // A key past its keeping time is new again (the hourly purge may not have run yet).
+    on_tx!(tx, |conn| {
+        sqlx::query(EXPIRE)
+            .bind(&a.api_key_id)
+            .bind(&a.key)
+            .bind(now - TimeDelta::days(IDEMPOTENCY_KEEP_DAYS))
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected())
+    })?;
     let inserted = on_tx!(tx, |conn| {
         sqlx::query(INSERT)
             .bind(&a.key)
@@ -644,16 +730,108 @@ async fn claim_idempotency_key(
     }
 }
 
+/// Deletes the idempotency keys past their keeping time; returns how many.
+pub async fn purge_idempotency_keys(db: &Db) -> Result<u64, ApiError> {
+    let before = now() - TimeDelta::days(IDEMPOTENCY_KEEP_DAYS);
+    db.write(move |tx| {
+        Box::pin(async move {
+            Ok(on_tx!(tx, |conn| {
+                sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+                    .bind(before)
+                    .execute(&mut *conn)
+                    .await
+                    .map(|r| r.rows_affected())
+            })?)
+        })
+    })
+    .await
+}
+
 /// Takes the technician-day's lock: bumps its version (the row lock on PostgreSQL;
-/// SQLite's `BEGIN IMMEDIATE` already serialises writers).
-async fn lock_day(tx: &mut Tx, technician: &str, date: NaiveDate) -> Result<(), ApiError> {
-    const SQL: &str = "INSERT INTO technician_days (technician_id, date, version) \
-        VALUES ($1, $2, 1) ON CONFLICT (technician_id, date) \
-        DO UPDATE SET version = technician_days.version + 1";
+/// SQLite's `BEGIN IMMEDIATE` already serialises writers) and refreshes its capacity
+/// when given.
+async fn lock_day(
+    tx: &mut Tx,
+    technician: &str,
+    date: NaiveDate,
+    capacity: Option<i32>,
+) -> Result<(), ApiError> {
+    const SQL: &str = "INSERT INTO technician_days (technician_id, date, version, \
+        capacity_minutes) VALUES ($1, $2, 1, COALESCE($3, 1440)) \
+        ON CONFLICT (technician_id, date) DO UPDATE SET \
+        version = technician_days.version + 1, \
+        capacity_minutes = COALESCE($3, technician_days.capacity_minutes)";
     on_tx!(tx, |conn| {
         sqlx::query(SQL)
             .bind(technician)
             .bind(date)
+            .bind(capacity)
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
+/// On-site minutes a technician-day can hold: the shift with its overtime, less the
+/// break. `None` when the technician has no shift that day.
+fn capacity_minutes(op: &Operation, technician: &str, date: NaiveDate) -> Option<i32> {
+    let shift = op
+        .technicians
+        .iter()
+        .find(|t| t.id == technician)?
+        .shifts
+        .iter()
+        .find(|s| s.date == date)?;
+    let mut minutes = (shift.end - shift.start).num_minutes() + i64::from(shift.overtime_minutes);
+    if let Some(b) = &shift.break_rule {
+        minutes -= i64::from(b.duration_minutes);
+    }
+    i32::try_from(minutes.max(0)).ok()
+}
+
+/// Adds a confirmed visit's minutes to its technician-day, only while they stay
+/// within its capacity (the database's own rule; the feasibility check normally
+/// refuses first). Call with the day locked.
+async fn claim_minutes(
+    tx: &mut Tx,
+    technician: &str,
+    date: NaiveDate,
+    minutes: u32,
+) -> Result<(), ApiError> {
+    const SQL: &str = "UPDATE technician_days SET booked_minutes = booked_minutes + $3 \
+        WHERE technician_id = $1 AND date = $2 AND booked_minutes + $3 <= capacity_minutes";
+    let minutes = i32::try_from(minutes).unwrap_or(i32::MAX);
+    let changed = on_tx!(tx, |conn| {
+        sqlx::query(SQL)
+            .bind(technician)
+            .bind(date)
+            .bind(minutes)
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected())
+    })?;
+    if changed == 0 {
+        tracing::warn!(technician, %date, minutes, "day capacity refused a visit the feasibility check accepted");
+        return Err(slot_unavailable());
+    }
+    Ok(())
+}
+
+/// Takes a confirmed visit's minutes off its technician-day.
+async fn release_minutes(
+    tx: &mut Tx,
+    technician: &str,
+    date: NaiveDate,
+    minutes: i32,
+) -> Result<(), ApiError> {
+    const SQL: &str = "UPDATE technician_days SET booked_minutes = booked_minutes - $3 \
+        WHERE technician_id = $1 AND date = $2";
+    on_tx!(tx, |conn| {
+        sqlx::query(SQL)
+            .bind(technician)
+            .bind(date)
+            .bind(minutes)
             .execute(&mut *conn)
             .await
             .map(|r| r.rows_affected())
@@ -674,16 +852,70 @@ fn visit_job(claim: &SlotClaim, id: &str) -> JobInput {
     job
 }
 
-/// `Ok` when `job` fits the claim's technician-day next to its other active visits
-/// (booking `except` left out), else 409 `slot_unavailable`. Call with the day locked.
+/// A booking's stored planned start and end.
+type StoredTimes = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// A technician-day's schedule after a change: when each active visit is planned.
+struct DayPlan {
+    technician: String,
+    date: NaiveDate,
+    /// The other active visits: id and stored planned time.
+    others: Vec<(String, StoredTimes)>,
+    /// One per visit of `others`, then the new or moved visit.
+    planned: Vec<PlannedVisit>,
+}
+
+impl DayPlan {
+    /// Writes the planned times of the day, the new or moved visit being `id`: lapsed
+    /// holds and cancelled visits of the day lose theirs; unchanged rows are left.
+    async fn store(&self, tx: &mut Tx, id: &str, now: DateTime<Utc>) -> Result<(), ApiError> {
+        const FREE: &str = "UPDATE bookings SET planned_start = NULL, planned_end = NULL \
+            WHERE technician_id = $1 AND date = $2 AND planned_start IS NOT NULL \
+            AND status <> 'confirmed' AND (status <> 'held' OR expires_at <= $3)";
+        const SET: &str = "UPDATE bookings SET planned_start = $1, planned_end = $2 WHERE id = $3";
+        on_tx!(tx, |conn| {
+            sqlx::query(FREE)
+                .bind(&self.technician)
+                .bind(self.date)
+                .bind(now)
+                .execute(&mut *conn)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        let rows = self
+            .others
+            .iter()
+            .map(|(i, (s, e))| (i.as_str(), *s, *e))
+            .chain(std::iter::once((id, None, None)));
+        for ((row, start, end), p) in rows.zip(&self.planned) {
+            if start == Some(p.start) && end == Some(p.end) {
+                continue;
+            }
+            on_tx!(tx, |conn| {
+                sqlx::query(SET)
+                    .bind(p.start)
+                    .bind(p.end)
+                    .bind(row)
+                    .execute(&mut *conn)
+                    .await
+                    .map(|r| r.rows_affected())
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// The day's schedule when `job` fits the claim's technician-day next to its other
+/// active visits (booking `except` left out), else 409 `slot_unavailable`. Call with
+/// the day locked.
 async fn fits(
     tx: &mut Tx,
+    op: &Operation,
     claim: &SlotClaim,
     job: &JobInput,
     except: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<(), ApiError> {
-    let op = operation_in(tx).await?;
+) -> Result<DayPlan, ApiError> {
     let rows = active_rows(
         tx,
         claim.date,
@@ -699,17 +931,31 @@ async fn fits(
         technician: claim.technician.clone(),
         date: claim.date,
     };
-    check_visit(&op, &visit, &others).map_err(|_| slot_unavailable())
+    let planned = check_visit(op, &visit, &others).map_err(|_| slot_unavailable())?;
+    Ok(DayPlan {
+        technician: claim.technician.clone(),
+        date: claim.date,
+        others: rows
+            .into_iter()
+            .map(|r| (r.id, (r.planned_start, r.planned_end)))
+            .collect(),
+        planned,
+    })
 }
 
 // ---------------------------------------------------------------------------------------
 // Holds, reschedule, cancel
 
-async fn confirm_hold(
+#[utoipa::path(post, path = "/v1/holds/{id}/confirm", tag = "booking", security(("bearer" = [])),
+    description = "Confirms a live hold (again: the same booking). Roles: admin, dispatcher, chatbot.",
+    params(("id" = String, Path)),
+    responses((status = 200, body = Booking), (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
+        (status = 409, body = super::error::ErrorBody, description = "`hold_expired` or `booking_cancelled`")))]
+pub async fn confirm_hold(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Booking>, ApiError> {
     auth.require(roles::STAFF_AND_CHATBOT)?;
     let view = state
         .db
@@ -729,6 +975,7 @@ async fn confirm_hold(
                     }
                     _ => {
                         set_status(tx, &id, "confirmed", now).await?;
+                        claim_minutes(tx, &row.technician_id, row.date, row.minutes()).await?;
                         history(tx, &id, now, "confirmed", json!({})).await?;
                     }
                 }
@@ -739,11 +986,15 @@ async fn confirm_hold(
     Ok(Json(view))
 }
 
-async fn cancel(
+#[utoipa::path(post, path = "/v1/bookings/{id}/cancel", tag = "booking", security(("bearer" = [])),
+    description = "Cancels a booking or a hold (again: the same answer). Roles: admin, dispatcher, chatbot.",
+    params(("id" = String, Path)),
+    responses((status = 200, body = Booking), (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
+pub async fn cancel(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Booking>, ApiError> {
     auth.require(roles::STAFF_AND_CHATBOT)?;
     let view = state
         .db
@@ -754,6 +1005,10 @@ async fn cancel(
                 let row = locked(tx, &id).await?;
                 if row.status != "cancelled" {
                     set_status(tx, &id, "cancelled", now).await?;
+                    if row.status == "confirmed" {
+                        release_minutes(tx, &row.technician_id, row.date, row.duration_minutes)
+                            .await?;
+                    }
                     history(
                         tx,
                         &id,
@@ -770,13 +1025,14 @@ async fn cancel(
     Ok(Json(view))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RescheduleInput {
-    slot_token: String,
-}
-
-async fn reschedule(
+#[utoipa::path(post, path = "/v1/bookings/{id}/reschedule", tag = "booking", security(("bearer" = [])),
+    description = "Moves a booking to the slot of a slot token searched for the same visit (kind, place, duration). Roles: admin, dispatcher, chatbot.",
+    params(("id" = String, Path)),
+    request_body = RescheduleInput,
+    responses((status = 200, body = Booking), (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
+        (status = 409, body = Refusal, description = "`slot_unavailable` with fresh alternatives; also `booking_cancelled`, `hold_expired`, `slot_token_expired`"),
+        (status = 422, body = super::error::ErrorBody)))]
+pub async fn reschedule(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
@@ -784,7 +1040,7 @@ async fn reschedule(
 ) -> Result<Response, ApiError> {
     auth.require(roles::STAFF_AND_CHATBOT)?;
     let input: RescheduleInput = body.json_object()?;
-    let secret = secret(&state.db).await?;
+    let secret = secret(&state).await?;
     let claim = verify(&secret, &input.slot_token);
     let attempt = claim.clone();
     let outcome = state
@@ -799,7 +1055,8 @@ async fn reschedule(
         Ok(view) => Ok(Json(view).into_response()),
         Err(e) => match (&e, &claim) {
             (ApiError::Conflict { code, .. }, Ok(claim)) if *code == "slot_unavailable" => {
-                unavailable(&state.db, e, &claim.request).await
+                let body = unavailable(&state, e, &claim.request).await?;
+                Ok((StatusCode::CONFLICT, Json(body)).into_response())
             }
             _ => Err(e),
         },
@@ -810,7 +1067,7 @@ async fn reschedule_in(
     tx: &mut Tx,
     id: &str,
     claim: &Result<SlotClaim, TokenProblem>,
-) -> Result<Value, ApiError> {
+) -> Result<Booking, ApiError> {
     let now = now();
     let claim = checked_claim(claim, now)?;
     let row = load(tx, id)
@@ -824,8 +1081,11 @@ async fn reschedule_in(
     ];
     days.sort();
     days.dedup();
+    let op = operation_in(tx, Some(&claim.technician)).await?;
+    let capacity = capacity_minutes(&op, &claim.technician, claim.date);
     for (technician, date) in &days {
-        lock_day(tx, technician, *date).await?;
+        let target = *technician == claim.technician && *date == claim.date;
+        lock_day(tx, technician, *date, capacity.filter(|_| target)).await?;
     }
     let row = load(tx, id)
         .await?
@@ -851,7 +1111,7 @@ async fn reschedule_in(
             "the slot was searched for another visit (kind, place or duration differ)",
         )]));
     }
-    fits(tx, &claim, &job, Some(id), now).await?;
+    let day = fits(tx, &op, &claim, &job, Some(id), now).await?;
     const UPDATE: &str = "UPDATE bookings SET job = $1, technician_id = $2, date = $3, \
         window_start = $4, window_end = $5, updated_at = $6 WHERE id = $7";
     let job_json = serde_json::to_string(&job).expect("a job serialises");
@@ -868,6 +1128,11 @@ async fn reschedule_in(
             .await
             .map(|r| r.rows_affected())
     })?;
+    day.store(tx, id, now).await?;
+    if row.status == "confirmed" {
+        release_minutes(tx, &row.technician_id, row.date, row.duration_minutes).await?;
+        claim_minutes(tx, &claim.technician, claim.date, row.minutes()).await?;
+    }
     let from = old.windows.first().cloned();
     history(
         tx,
@@ -893,7 +1158,7 @@ async fn locked(tx: &mut Tx, id: &str) -> Result<Row, ApiError> {
     let row = load(tx, id)
         .await?
         .ok_or_else(|| ApiError::not_found("booking", id))?;
-    lock_day(tx, &row.technician_id, row.date).await?;
+    lock_day(tx, &row.technician_id, row.date, None).await?;
     load(tx, id)
         .await?
         .ok_or_else(|| ApiError::not_found("booking", id))
@@ -906,8 +1171,12 @@ async fn set_status(
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
     on_tx!(tx, |conn| {
+        // A cancelled visit holds no time on its day any more.
         sqlx::query(
-            "UPDATE bookings SET status = $1, expires_at = NULL, updated_at = $2 WHERE id = $3",
+            "UPDATE bookings SET status = $1, expires_at = NULL, updated_at = $2, \
+             planned_start = CASE WHEN $1 = 'cancelled' THEN NULL ELSE planned_start END, \
+             planned_end = CASE WHEN $1 = 'cancelled' THEN NULL ELSE planned_end END \
+             WHERE id = $3",
         )
         .bind(status)
         .bind(now)
@@ -944,11 +1213,15 @@ async fn history(
 // ---------------------------------------------------------------------------------------
 // Reading
 
-async fn read(
+#[utoipa::path(get, path = "/v1/bookings/{id}", tag = "booking", security(("bearer" = [])),
+    description = "One booking with its history. Roles: admin, dispatcher, chatbot.",
+    params(("id" = String, Path)),
+    responses((status = 200, body = Booking), (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
+pub async fn read(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Booking>, ApiError> {
     auth.require(roles::STAFF_AND_CHATBOT)?;
     let now = now();
     let mut tx = state.db.begin_read().await?;
@@ -962,22 +1235,27 @@ async fn read(
         .await
     })?;
     tx.rollback().await?;
-    let history: Vec<Value> = rows
+    let history = rows
         .into_iter()
-        .map(|(at, action, details)| {
-            let details: Value = serde_json::from_str(&details).unwrap_or(Value::Null);
-            json!({"at": at, "action": action, "details": details})
+        .map(|(at, action, details)| HistoryEntry {
+            at,
+            action,
+            details: serde_json::from_str(&details).unwrap_or(Value::Null),
         })
         .collect();
-    view["history"] = Value::Array(history);
+    view.history = Some(history);
     Ok(Json(view))
 }
 
-async fn read_by_token(
+#[utoipa::path(get, path = "/v1/bookings/by-token/{token}", tag = "booking", security(("bearer" = [])),
+    description = "The booking a customer's token names (what the chat bot shows the customer). Roles: admin, dispatcher, chatbot.",
+    params(("token" = String, Path)),
+    responses((status = 200, body = Booking), (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
+pub async fn read_by_token(
     State(state): State<AppState>,
     auth: Auth,
     Path(token): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Booking>, ApiError> {
     auth.require(roles::STAFF_AND_CHATBOT)?;
     let now = now();
     let mut tx = state.db.begin_read().await?;
@@ -993,7 +1271,7 @@ async fn read_by_token(
     Ok(Json(row.view(now)?))
 }
 
-async fn view_in(tx: &mut Tx, id: &str, now: DateTime<Utc>) -> Result<Value, ApiError> {
+async fn view_in(tx: &mut Tx, id: &str, now: DateTime<Utc>) -> Result<Booking, ApiError> {
     load(tx, id)
         .await?
         .ok_or_else(|| ApiError::not_found("booking", id))?
@@ -1004,7 +1282,8 @@ async fn view_in(tx: &mut Tx, id: &str, now: DateTime<Utc>) -> Result<Value, Api
 // Store
 
 const COLUMNS: &str = "id, token, customer_id, job, technician_id, date, window_start, \
-    window_end, duration_minutes, status, expires_at, created_at, updated_at";
+    window_end, duration_minutes, status, expires_at, created_at, updated_at, \
+    planned_start, planned_end";
 
 #[derive(Debug, sqlx::FromRow)]
 struct Row {
@@ -1021,9 +1300,15 @@ struct Row {
     expires_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    planned_start: Option<DateTime<Utc>>,
+    planned_end: Option<DateTime<Utc>>,
 }
 
 impl Row {
+    fn minutes(&self) -> u32 {
+        u32::try_from(self.duration_minutes).unwrap_or(0)
+    }
+
     fn job(&self) -> Result<JobInput, ApiError> {
         serde_json::from_str(&self.job).map_err(|e| {
             ApiError::Internal(format!("stored booking `{}` is not valid: {e}", self.id))
@@ -1048,32 +1333,49 @@ impl Row {
     }
 
     /// The booking as the API shows it (`status` `expired` for a hold past its time).
-    fn view(&self, now: DateTime<Utc>) -> Result<Value, ApiError> {
+    fn view(&self, now: DateTime<Utc>) -> Result<Booking, ApiError> {
         let job = self.job()?;
-        let status = if self.status == "held" && !self.is_active(now) {
-            "expired"
-        } else {
-            self.status.as_str()
+        let active = self.is_active(now);
+        let status = match self.status.as_str() {
+            "confirmed" => BookingStatus::Confirmed,
+            "cancelled" => BookingStatus::Cancelled,
+            _ if active => BookingStatus::Held,
+            _ => BookingStatus::Expired,
         };
         let window = job.windows.first().map_or_else(
-            || json!({"start": self.window_start, "end": self.window_end}),
-            |w| json!({"start": w.start, "end": w.end}),
+            || Window {
+                start: self.window_start.fixed_offset(),
+                end: self.window_end.fixed_offset(),
+            },
+            |w| Window {
+                start: w.start,
+                end: w.end,
+            },
         );
-        Ok(json!({
-            "id": self.id,
-            "token": self.token,
-            "status": status,
-            "customer_id": self.customer_id,
-            "technician": self.technician_id,
-            "date": self.date,
-            "window": window,
-            "duration_minutes": self.duration_minutes,
-            "kind": job.kind,
-            "place": job.place,
-            "expires_at": self.expires_at,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        }))
+        let planned = match (active, self.planned_start, self.planned_end) {
+            (true, Some(start), Some(end)) => Some(Window {
+                start: start.fixed_offset(),
+                end: end.fixed_offset(),
+            }),
+            _ => None,
+        };
+        Ok(Booking {
+            id: self.id.clone(),
+            token: self.token.clone(),
+            status,
+            customer_id: self.customer_id.clone(),
+            technician: self.technician_id.clone(),
+            date: self.date,
+            window,
+            duration_minutes: self.duration_minutes,
+            kind: job.kind,
+            place: job.place,
+            expires_at: self.expires_at,
+            planned,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            history: None,
+        })
     }
 }
 
@@ -1085,6 +1387,20 @@ async fn load(tx: &mut Tx, id: &str) -> Result<Option<Row>, ApiError> {
             .fetch_optional(&mut *conn)
             .await
     })?)
+}
+
+/// The visits of `date` that count at `now` (confirmed, and live holds), with their
+/// booking ids.
+pub(super) async fn active_visits(
+    tx: &mut Tx,
+    date: NaiveDate,
+    now: DateTime<Utc>,
+) -> Result<Vec<(String, BookedVisit)>, ApiError> {
+    active_rows(tx, date, date, None, None, now)
+        .await?
+        .into_iter()
+        .map(|r| Ok((r.id.clone(), r.visit()?)))
+        .collect()
 }
 
 /// Bookings of `from..=to` that count against capacity at `now` (confirmed, and holds

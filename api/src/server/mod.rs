@@ -30,6 +30,7 @@
 pub mod api_keys;
 pub mod auth;
 pub mod body;
+pub mod booking_views;
 pub mod bookings;
 pub mod customers;
 pub mod db;
@@ -40,6 +41,7 @@ pub mod import;
 pub mod jobs;
 pub mod openapi;
 pub mod pagination;
+pub mod plans;
 pub mod settings;
 pub mod state;
 pub mod technicians;
@@ -181,6 +183,7 @@ pub fn app(state: AppState) -> Router {
         .merge(jobs::router())
         .merge(import::router())
         .merge(bookings::router())
+        .merge(plans::router())
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
@@ -247,6 +250,7 @@ pub async fn serve(args: ServeArgs, out: &mut impl Write) -> Result<(), ServeErr
     let url = format!("http://{addr}");
     print_banner(out, &url, app.demo.as_ref()).map_err(ServeError::Output)?;
     tracing::info!(%url, database = ?app.state.db.backend(), "listening");
+    tokio::spawn(purge_hourly(app.state.db.clone()));
     axum::serve(listener, app.router)
         .with_graceful_shutdown(shutdown_signal())
         .await
@@ -287,6 +291,19 @@ fn print_banner(
     }
     writeln!(out, "Despacho listening on {url}  (docs: {url}/docs)")?;
     out.flush()
+}
+
+/// Deletes the idempotency keys past their keeping time, at start and every hour.
+async fn purge_hourly(db: db::Db) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        match bookings::purge_idempotency_keys(&db).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "old idempotency keys"),
+            Err(e) => tracing::warn!(error = %e, "cannot purge old idempotency keys"),
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or (Unix) SIGTERM.

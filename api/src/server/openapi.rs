@@ -13,13 +13,17 @@
 //! server: no script, no CDN.
 
 use super::state::AppState;
-use super::{api_keys, customers, error, health, import, jobs, settings, technicians};
+use super::{
+    api_keys, booking_views, bookings, customers, error, health, import, jobs, plans, settings,
+    technicians,
+};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::Router;
 use despacho_solver::field::input::{JobInput, Technician};
+use despacho_solver::field::slots::SlotRequest;
 use despacho_solver::field::travel::TravelOptions;
 use schemars::generate::SchemaSettings;
 use serde_json::{json, Value};
@@ -70,6 +74,7 @@ macro_rules! solver_schema_placeholder {
 solver_schema_placeholder!(TechnicianDoc, "Technician");
 solver_schema_placeholder!(JobInputDoc, "JobInput");
 solver_schema_placeholder!(TravelOptionsDoc, "TravelOptions");
+solver_schema_placeholder!(SlotRequestDoc, "SlotRequest");
 
 struct BearerAuth;
 
@@ -94,7 +99,7 @@ impl Modify for BearerAuth {
 #[openapi(
     info(
         title = "Despacho API",
-        description = "Field-technician scheduling for ISPs: technicians, customers, jobs, settings and API keys. \
+        description = "Field-technician scheduling for ISPs: technicians, customers, jobs, settings, API keys, slot search and bookings. \
             Every error is `{\"error\": {\"code\", \"message\", \"details\": [{\"path\", \"code\", \"message\"}]}}`.",
         license(name = "Apache-2.0"),
     ),
@@ -107,20 +112,27 @@ impl Modify for BearerAuth {
         customers::create, customers::list, customers::read,
         jobs::create, jobs::list, jobs::read,
         import::import_technicians, import::import_jobs,
+        bookings::search, bookings::create_booking, bookings::create_hold, bookings::confirm_hold,
+        bookings::read, bookings::read_by_token, bookings::reschedule, bookings::cancel,
+        plans::solve,
     ),
-    components(schemas(error::ErrorBody, error::ErrorObject, error::ErrorDetail)),
+    components(schemas(error::ErrorBody, error::ErrorObject, error::ErrorDetail,
+        booking_views::Booking, booking_views::Refusal, booking_views::SlotSearchAnswer)),
     tags(
         (name = "operations", description = "Probes"),
         (name = "api keys", description = "Who may call (admin)"),
         (name = "settings", description = "Time zone and travel"),
         (name = "technicians"), (name = "customers"), (name = "jobs"),
         (name = "import", description = "Bulk, all or nothing"),
+        (name = "booking", description = "Slots a technician can really take; bookings and holds \
+            with an `Idempotency-Key` (same key and body: the first answer again, for 7 days; another body: 422)"),
+        (name = "plans", description = "Re-optimising a day; booked visits keep their windows"),
     )
 )]
 struct ApiDoc;
 
 /// Names of the solver types whose schemars schemas replace the placeholders.
-pub const SOLVER_SCHEMAS: [&str; 3] = ["Technician", "JobInput", "TravelOptions"];
+pub const SOLVER_SCHEMAS: [&str; 4] = ["Technician", "JobInput", "TravelOptions", "SlotRequest"];
 
 /// The OpenAPI document, solver schemas included.
 pub fn document() -> Value {
@@ -138,6 +150,7 @@ pub fn document() -> Value {
             "TravelOptions",
             generator.root_schema_for::<TravelOptions>(),
         ),
+        ("SlotRequest", generator.root_schema_for::<SlotRequest>()),
     ];
     let definitions = generator.take_definitions(true);
     let schemas = doc

@@ -3,12 +3,14 @@
 use super::db::Db;
 use std::sync::Arc;
 
-/// The service's shared state: cheap to clone (a pool and two `Arc`s).
+/// The service's shared state: cheap to clone (a pool and `Arc`s).
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub db: Db,
     /// `/openapi.json` and `/docs`, rendered once at start.
     pub docs: Arc<Docs>,
+    /// The slot-token secret, read from `settings` at first use.
+    pub booking_secret: Arc<tokio::sync::OnceCell<Vec<u8>>>,
 }
 
 /// The API's description, rendered once.
@@ -27,6 +29,7 @@ impl AppState {
         AppState {
             db,
             docs: Arc::new(Docs { openapi_json, html }),
+            booking_secret: Arc::default(),
         }
     }
 }

@@ -17,7 +17,7 @@ use super::validate::{ValidationError, ValidationErrors};
 use crate::model::TimeWindow;
 use crate::search::schedule_route;
 use crate::units::Duration;
-use chrono::{DateTime, FixedOffset, NaiveDate, TimeDelta, Timelike};
+use chrono::{DateTime, FixedOffset, NaiveDate, TimeDelta, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
@@ -42,7 +42,7 @@ pub struct BookedVisit {
 }
 
 /// What a customer (through the chat bot) asks for.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SlotRequest {
     pub place: Place,
     pub kind: JobKind,
@@ -53,6 +53,7 @@ pub struct SlotRequest {
     pub required_skills: BTreeMap<String, u8>,
     #[serde(default)]
     pub equipment: Equipment,
+    /// The first day to look at (local date of the operation).
     pub earliest_day: NaiveDate,
     /// How many days from `earliest_day` to look at (1–31).
     pub days: u32,
@@ -179,13 +180,22 @@ pub fn search_slots(
     Ok(SlotAnswer::Slots(offers))
 }
 
+/// When a booked visit is planned on its technician-day: on site from `start` to `end`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlannedVisit {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
 /// Whether `visit` (its job's single window) fits `technician`'s day on `date` next to
-/// `others` (the visits already booked there). `Err` says why not.
+/// `others` (the visits already booked there). `Ok` holds one planned time per visit,
+/// `others` first (in their order), then `visit`: a schedule in which all of them
+/// keep their windows, the shift, the break and the van. `Err` says why not.
 pub fn check_visit(
     op: &Operation,
     visit: &BookedVisit,
     others: &[BookedVisit],
-) -> Result<(), VisitRefusal> {
+) -> Result<Vec<PlannedVisit>, VisitRefusal> {
     let tech = op
         .technicians
         .iter()
@@ -204,10 +214,20 @@ pub fn check_visit(
     }
     // The promise holds when all the day's visits, this one included, fit together in
     // some order (not only in the order the offer was computed with).
-    match day.joint_order(true) {
-        Some(_) => Ok(()),
-        None => Err(VisitRefusal::DoesNotFit),
+    let order = day.joint_order(true).ok_or(VisitRefusal::DoesNotFit)?;
+    let (schedule, _) =
+        schedule_route(&day.compiled.problem, 0, &order).ok_or(VisitRefusal::Invalid)?;
+    let mut planned = vec![None; day.candidate + 1];
+    for stop in &schedule.stops {
+        planned[stop.job] = Some(PlannedVisit {
+            start: day.compiled.to_local(stop.start).with_timezone(&Utc),
+            end: day.compiled.to_local(stop.end).with_timezone(&Utc),
+        });
     }
+    planned
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .ok_or(VisitRefusal::Invalid)
 }
 
 /// Why a visit cannot be booked on a technician-day.
