@@ -507,6 +507,24 @@ async fn replanning_keeps_every_booking_in_its_promised_window(s: TestServer) {
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
 }
 
+/// The repair reserve set in the settings keeps room for repairs: with half of a 2-hour
+/// day reserved, a 100-minute installation is not offered, a 100-minute repair is.
+async fn the_repair_reserve_keeps_room_for_repairs(s: TestServer) {
+    let key = setup(&s, technician_on("t1", &["2026-03-02"], false)).await;
+    let mut installation = slot_request(1);
+    installation["kind"] = json!("installation");
+    assert_eq!(
+        search(&s, &key, &installation).await.len(),
+        1,
+        "default reserve 0.1"
+    );
+    let settings = json!({"time_zone": "UTC", "repair_reserve": 0.5});
+    let r = s.put("/v1/settings", Some(&s.admin_key), &settings).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(search(&s, &key, &installation).await.is_empty());
+    assert_eq!(search(&s, &key, &slot_request(1)).await.len(), 1);
+}
+
 both_backends!(
     a_booked_slot_is_no_longer_offered,
     the_last_slot_goes_to_exactly_one_request,
@@ -515,4 +533,5 @@ both_backends!(
     reschedule_and_cancel_are_recorded,
     technicians_may_not_book,
     replanning_keeps_every_booking_in_its_promised_window,
+    the_repair_reserve_keeps_room_for_repairs,
 );

@@ -193,7 +193,28 @@ async fn settings_round_trip_and_apply_to_places(s: TestServer) {
     let read = s.get("/v1/settings", admin).await;
     assert_eq!(read.json["time_zone"], "America/Sao_Paulo");
     assert_eq!(read.json["travel"]["detour_factor"], 1.5);
+    assert_eq!(read.json["repair_reserve"], 0.1, "the default reserve");
     assert_eq!(read.json, r.json);
+
+    // The repair reserve: kept when valid, refused by name when not.
+    let mut reserve = sp.clone();
+    reserve["repair_reserve"] = json!(0.25);
+    let r = s.put("/v1/settings", admin, &reserve).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        s.get("/v1/settings", admin).await.json["repair_reserve"],
+        0.25
+    );
+    for bad in [json!(1.0), json!(-0.1)] {
+        reserve["repair_reserve"] = bad;
+        let r = s.put("/v1/settings", admin, &reserve).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+        assert_eq!(r.paths(), ["$.repair_reserve"]);
+    }
+    assert_eq!(
+        s.get("/v1/settings", admin).await.json["repair_reserve"],
+        0.25
+    );
 
     // With a user matrix, every place must name its row.
     let matrix = json!({"time_zone": "UTC", "travel": {"mode": "matrix", "locations": ["a", "b"],

@@ -46,7 +46,7 @@ pub const SEARCH_LIMIT: usize = 10;
 /// Default and largest time to live of a hold, seconds.
 pub const HOLD_DEFAULT_SECONDS: u32 = 300;
 pub const HOLD_MAX_SECONDS: u32 = 1800;
-/// Default share of each technician-day kept for repairs (setting `repair_reserve`).
+/// Default share of each technician-day kept for repairs (`Settings::repair_reserve`).
 pub const DEFAULT_REPAIR_RESERVE: f64 = 0.1;
 /// Idempotency keys are kept (and answered from) for this many days (RELIABILITY.md).
 pub const IDEMPOTENCY_KEEP_DAYS: i64 = 7;
@@ -316,20 +316,11 @@ async fn operation_in(tx: &mut Tx, technician: Option<&str>) -> Result<Operation
         .map(|d| serde_json::from_str::<Technician>(d))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ApiError::Internal(format!("a stored technician is not valid: {e}")))?;
-    let reserve: Option<String> = on_tx!(tx, |conn| {
-        sqlx::query_scalar("SELECT value FROM settings WHERE key = 'repair_reserve'")
-            .fetch_optional(&mut *conn)
-            .await
-    })?;
-    let repair_reserve = reserve
-        .and_then(|v| serde_json::from_str::<f64>(&v).ok())
-        .filter(|r| (0.0..1.0).contains(r))
-        .unwrap_or(DEFAULT_REPAIR_RESERVE);
     Ok(Operation {
         time_zone: settings.time_zone,
         travel: settings.travel,
         technicians,
-        repair_reserve,
+        repair_reserve: settings.repair_reserve,
     })
 }
 

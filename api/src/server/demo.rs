@@ -75,6 +75,7 @@ pub async fn load(db: &Db) -> Result<DemoReport, ApiError> {
                     &Settings {
                         time_zone: problem.time_zone.clone(),
                         travel: problem.travel.clone(),
+                        ..Settings::default()
                     },
                 )
                 .await?;

@@ -2,7 +2,8 @@
 //! shifts are local times in this zone, and every place is checked against the travel
 //! mode (a `matrix` mode needs a `location_id` on each place).
 //!
-//! Stored as rows of the `settings` table (`time_zone`, `travel`), each value JSON.
+//! Stored as rows of the `settings` table (`time_zone`, `travel`, `repair_reserve`),
+//! each value JSON.
 
 use super::auth::{roles, Auth};
 use super::body::Body;
@@ -35,6 +36,15 @@ pub struct Settings {
     #[serde(default)]
     #[schema(value_type = TravelOptionsDoc)]
     pub travel: TravelOptions,
+    /// Share of each technician-day kept for repairs (SLA work), 0 to less than 1:
+    /// slot search offers other visits only while they fill at most the rest of the
+    /// shift. Default 0.1.
+    #[serde(default = "default_repair_reserve")]
+    pub repair_reserve: f64,
+}
+
+fn default_repair_reserve() -> f64 {
+    super::bookings::DEFAULT_REPAIR_RESERVE
 }
 
 impl Default for Settings {
@@ -42,12 +52,13 @@ impl Default for Settings {
         Settings {
             time_zone: DEFAULT_TIME_ZONE.to_owned(),
             travel: TravelOptions::default(),
+            repair_reserve: default_repair_reserve(),
         }
     }
 }
 
 #[utoipa::path(get, path = "/v1/settings", tag = "settings", security(("bearer" = [])),
-    description = "The operation's time zone and travel options. Roles: admin, dispatcher, chatbot.",
+    description = "The operation's time zone, travel options and repair reserve. Roles: admin, dispatcher, chatbot.",
     responses((status = 200, body = Settings),
         (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody)))]
 pub async fn read(State(state): State<AppState>, auth: Auth) -> Result<Json<Settings>, ApiError> {
@@ -87,7 +98,8 @@ pub async fn replace(
 // ---------------------------------------------------------------------------------------
 // Store
 
-const SELECT: &str = "SELECT key, value FROM settings WHERE key IN ('time_zone', 'travel')";
+const SELECT: &str = "SELECT key, value FROM settings \
+    WHERE key IN ('time_zone', 'travel', 'repair_reserve')";
 const UPSERT: &str = "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3) \
                       ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at";
 
@@ -100,6 +112,9 @@ fn from_rows(rows: Vec<(String, String)>) -> Result<Settings, ApiError> {
         match key.as_str() {
             "time_zone" => settings.time_zone = serde_json::from_str(&value).map_err(bad)?,
             "travel" => settings.travel = serde_json::from_str(&value).map_err(bad)?,
+            "repair_reserve" => {
+                settings.repair_reserve = serde_json::from_str(&value).map_err(bad)?
+            }
             _ => {}
         }
     }
@@ -123,12 +138,17 @@ pub async fn settings_in(tx: &mut Tx) -> Result<Settings, ApiError> {
     from_rows(rows)
 }
 
-/// Stores `settings` (both keys).
+/// Stores `settings` (every key).
 pub async fn put_settings(tx: &mut Tx, settings: &Settings) -> Result<(), sqlx::Error> {
     let now = super::db::now();
     let time_zone = serde_json::to_string(&settings.time_zone).expect("a string serialises");
     let travel = serde_json::to_string(&settings.travel).expect("travel options serialise");
-    for (key, value) in [("time_zone", time_zone), ("travel", travel)] {
+    let reserve = serde_json::to_string(&settings.repair_reserve).expect("a number serialises");
+    for (key, value) in [
+        ("time_zone", time_zone),
+        ("travel", travel),
+        ("repair_reserve", reserve),
+    ] {
         on_tx!(tx, |conn| {
             sqlx::query(UPSERT)
                 .bind(key)

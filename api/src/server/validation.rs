@@ -41,11 +41,22 @@ impl Base<'_> {
 /// Problems of `settings` (time zone, travel options), with paths `$.time_zone`, `$.travel…`.
 pub fn check_settings(settings: &Settings) -> Vec<ErrorDetail> {
     let problem = problem(settings, vec![stand_in_technician("t")], Vec::new());
-    errors(&problem)
+    let mut details: Vec<ErrorDetail> = errors(&problem)
         .into_iter()
         .filter(|e| e.path == "$.time_zone" || e.path.starts_with("$.travel"))
         .map(|e| ErrorDetail::new(e.path, e.code, e.message))
-        .collect()
+        .collect();
+    if !(0.0..1.0).contains(&settings.repair_reserve) {
+        details.push(ErrorDetail::new(
+            "$.repair_reserve",
+            "out_of_range",
+            format!(
+                "{}: the share kept for repairs must be at least 0 and less than 1 (e.g. 0.1)",
+                settings.repair_reserve
+            ),
+        ));
+    }
+    details
 }
 
 /// Problems of `technicians` (ids unique among them, skills, home, shifts, breaks,
