@@ -219,3 +219,30 @@ fn seconds_must_be_positive_and_finite() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+#[test]
+fn lower_bound_is_printed_on_request_and_bounds_the_distance() {
+    let path = fixture("C101.txt");
+    let out = despacho(&[
+        "solve",
+        "--solomon",
+        path.to_str().unwrap(),
+        "--iterations",
+        "20",
+        "--seconds",
+        "5",
+        "--lower-bound",
+    ]);
+    assert!(out.status.success(), "despacho failed: {}", stderr(&out));
+    let json: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let bound = json["lower_bound"]
+        .as_f64()
+        .expect("a bound for 100 customers");
+    let distance = json["distance"].as_f64().unwrap();
+    // C101's optimum is 827.3: a sound bound is at most that, and not trivial.
+    assert!(bound > 0.0 && bound <= 827.3, "bound {bound}");
+    assert!(
+        bound <= distance,
+        "bound {bound} above the plan's {distance}"
+    );
+}

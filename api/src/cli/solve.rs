@@ -13,7 +13,11 @@
 //! - `vehicles`: routes used;
 //! - `seconds`: wall time of the search;
 //! - `routes`: the file's CUST NO.s in visiting order, depot omitted, one list per
-//!   used route.
+//!   used route;
+//! - `lower_bound` (only with `--lower-bound`): no plan's distance can be below it
+//!   (the LP relaxation of the exact arc model, `solver::lower_bound`), or `null` when
+//!   the instance is too large or the model does not apply; `distance / lower_bound`
+//!   bounds how far from optimal the plan can be.
 //!
 //! The plan always goes through the solver's independent checker first; a plan it
 //! rejects is an error, never output.
@@ -53,6 +57,10 @@ pub struct SolveArgs {
     /// Stop after this many search iterations (whichever of this and --seconds comes first).
     #[arg(long, value_name = "N")]
     pub iterations: Option<u64>,
+    /// Also print `lower_bound`, an LP bound on the distance (Solomon files of up to
+    /// 200 customers; not counted in `seconds`).
+    #[arg(long, conflicts_with = "problem")]
+    pub lower_bound: bool,
 }
 
 /// The JSON printed by `despacho solve`. Field order is part of the interface.
@@ -63,6 +71,9 @@ pub struct SolveReport {
     pub vehicles: usize,
     pub seconds: f64,
     pub routes: Vec<Vec<u32>>,
+    /// With `--lower-bound`: `Some(None)` when no bound could be computed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lower_bound: Option<Option<f64>>,
 }
 
 /// Why `despacho solve` failed.
@@ -138,12 +149,19 @@ pub fn run(args: &SolveArgs) -> Result<SolveReport, SolveError> {
                 .collect()
         })
         .collect();
+    // The objective of a Solomon problem is its distance, so the bound is one too.
+    let lower_bound = args.lower_bound.then(|| {
+        despacho_solver::lower_bound(&instance.problem)
+            .ok()
+            .map(|c| tenths_to_units(c.get()))
+    });
     Ok(SolveReport {
         instance: instance.name,
         distance: tenths_to_units(report.distance.get()),
         vehicles: report.vehicles,
         seconds: millis_to_seconds(seconds),
         routes,
+        lower_bound,
     })
 }
 
