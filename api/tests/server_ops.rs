@@ -33,7 +33,7 @@ async fn probes_answer(s: TestServer) {
     assert_eq!(r.json["status"], "unavailable");
 }
 
-const ENDPOINTS: [(&str, &str); 29] = [
+const ENDPOINTS: [(&str, &str); 33] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("post", "/v1/api-keys"),
@@ -63,6 +63,10 @@ const ENDPOINTS: [(&str, &str); 29] = [
     ("post", "/v1/bookings/{id}/reschedule"),
     ("post", "/v1/bookings/{id}/cancel"),
     ("post", "/v1/plans/solve"),
+    ("post", "/v1/webhook-endpoints"),
+    ("get", "/v1/webhook-endpoints"),
+    ("delete", "/v1/webhook-endpoints/{id}"),
+    ("get", "/v1/outbox"),
 ];
 
 fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {

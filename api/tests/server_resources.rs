@@ -465,6 +465,9 @@ async fn a_failed_write_transaction_leaves_nothing(s: TestServer) {
         lon: -46.6,
         address: None,
         time_zone: None,
+        language: None,
+        preferred_channel: None,
+        opt_out: Default::default(),
         created_at: despacho_api::server::db::now(),
     };
     let (first, second) = (c("c-1"), c("c-2"));

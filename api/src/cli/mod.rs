@@ -32,6 +32,9 @@ pub enum Command {
     /// Run the HTTP service (SQLite file by default, or PostgreSQL). The admin key comes
     /// from DESPACHO_ADMIN_KEY; --demo loads a generated operation and prints a key per role.
     Serve(crate::server::ServeArgs),
+    /// Deliver customer messages (the outbox) of the service's database until Ctrl-C or
+    /// SIGTERM; as many as wanted may run next to `despacho serve` on PostgreSQL.
+    Worker(crate::server::worker::WorkerArgs),
 }
 
 /// Why a command failed.
@@ -79,6 +82,7 @@ pub fn run(cli: Cli, out: &mut impl Write) -> Result<(), CliError> {
         }
         Command::Schema { kind } => field::schema(kind),
         Command::Serve(args) => return Ok(crate::server::run_blocking(args, out)?),
+        Command::Worker(args) => return Ok(crate::server::worker::run_blocking(args)?),
     };
     write_line(out, &json)
 }

@@ -22,6 +22,8 @@ use super::booking_views::{
 };
 use super::db::{now, on_tx, Db, Tx};
 use super::error::{ApiError, ErrorDetail, ErrorObject};
+use super::notify::templates::MessageKind;
+use super::outbox;
 use super::settings::settings_in;
 use super::state::AppState;
 use axum::extract::{Path, State};
@@ -629,6 +631,11 @@ async fn book_in(tx: &mut Tx, a: &Attempt) -> Result<Stored, ApiError> {
                "window": {"start": claim.start, "end": claim.end}, "expires_at": expires_at}),
     )
     .await?;
+    // Customer messages (outbox.rs), in this transaction: a confirmed booking is
+    // announced and reminded; a hold is not, until confirmed.
+    if a.hold_seconds.is_none() {
+        outbox::booking_event(tx, &id, MessageKind::BookingConfirmed, None, now).await?;
+    }
     let record = load(tx, &id).await?.ok_or_else(|| {
         ApiError::Internal(format!("booking `{id}` vanished in its own transaction"))
     })?;
@@ -968,6 +975,9 @@ pub async fn confirm_hold(
                         set_status(tx, &id, "confirmed", now).await?;
                         claim_minutes(tx, &row.technician_id, row.date, row.minutes()).await?;
                         history(tx, &id, now, "confirmed", json!({})).await?;
+                        // Customer messages (outbox.rs), in this transaction.
+                        outbox::booking_event(tx, &id, MessageKind::BookingConfirmed, None, now)
+                            .await?;
                     }
                 }
                 view_in(tx, &id, now).await
@@ -1008,6 +1018,12 @@ pub async fn cancel(
                         json!({"previous_status": row.status}),
                     )
                     .await?;
+                    // Customer messages (outbox.rs), in this transaction: only a
+                    // confirmed booking was announced; its pending reminders go.
+                    if row.status == "confirmed" {
+                        outbox::booking_event(tx, &id, MessageKind::BookingCancelled, None, now)
+                            .await?;
+                    }
                 }
                 view_in(tx, &id, now).await
             })
@@ -1137,6 +1153,12 @@ async fn reschedule_in(
         }),
     )
     .await?;
+    // Customer messages (outbox.rs), in this transaction: a confirmed booking's move
+    // is announced, its old reminders superseded and new ones written.
+    if row.status == "confirmed" {
+        let previous = Some((row.window_start, row.window_end));
+        outbox::booking_event(tx, id, MessageKind::BookingRescheduled, previous, now).await?;
+    }
     view_in(tx, id, now).await
 }
 

@@ -1,5 +1,6 @@
 //! Customers: who is visited, and where. Kept minimal (name, one phone, one e-mail,
-//! coordinates, address, optional time zone): the service stores what booking and
+//! coordinates, address, optional time zone, and how they want messages: language,
+//! preferred channel, channels opted out of): the service stores what booking and
 //! reminders need, nothing more.
 //!
 //! The chat bot registers the people it talks to (`POST`) and reads them back by id;
@@ -9,6 +10,7 @@ use super::auth::{new_id, roles, Auth};
 use super::body::{Body, Query};
 use super::db::{on_pool, on_tx, Db, Tx};
 use super::error::{ApiError, ErrorDetail};
+use super::notify::{parse_language, Channel, LANGUAGES};
 use super::pagination::{ListQuery, Page};
 use super::state::AppState;
 use axum::extract::{Path, State};
@@ -45,6 +47,16 @@ pub struct NewCustomer {
     /// IANA time zone when it differs from the operation's.
     #[serde(default)]
     pub time_zone: Option<String>,
+    /// Language of the messages: `en`, `es`, `pt-BR`, `pt-PT` or `fr` (the operation's
+    /// default language when absent; a language without templates falls back to it).
+    #[serde(default)]
+    pub language: Option<String>,
+    /// `webhook` (the chat platform, the default) or `email`.
+    #[serde(default)]
+    pub preferred_channel: Option<String>,
+    /// Channels the customer does not want messages on (`webhook`, `email`).
+    #[serde(default)]
+    pub opt_out: Option<Vec<String>>,
 }
 
 /// A stored customer.
@@ -58,7 +70,43 @@ pub struct Customer {
     pub lon: f64,
     pub address: Option<String>,
     pub time_zone: Option<String>,
+    /// Language of the messages (absent: the operation's default).
+    pub language: Option<String>,
+    /// `webhook` or `email` (absent: webhook).
+    pub preferred_channel: Option<String>,
+    /// Channels opted out of.
+    #[sqlx(try_from = "String")]
+    #[schema(value_type = Vec<String>)]
+    pub opt_out: OptOut,
     pub created_at: DateTime<Utc>,
+}
+
+/// The channels a customer opted out of, stored comma-separated.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OptOut(pub Vec<String>);
+
+impl OptOut {
+    pub fn contains(&self, channel: Channel) -> bool {
+        self.0.iter().any(|c| c == channel.as_str())
+    }
+
+    fn stored(&self) -> String {
+        self.0.join(",")
+    }
+}
+
+impl From<String> for OptOut {
+    fn from(stored: String) -> Self {
+        OptOut(
+            stored
+                .split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        )
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -161,6 +209,47 @@ impl NewCustomer {
                 );
             }
         }
+        let language = match self.language.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(tag) => match parse_language(tag) {
+                Some(l) => Some(l.to_owned()),
+                None => {
+                    push(
+                        "$.language",
+                        "unknown_language",
+                        format!(
+                            "`{tag}` is not a supported language; use one of {}",
+                            LANGUAGES.join(", ")
+                        ),
+                    );
+                    None
+                }
+            },
+        };
+        let channel = |text: &str, path: String, push: &mut dyn FnMut(&str, &str, String)| {
+            let parsed = Channel::parse(text);
+            if parsed.is_none() {
+                push(
+                    &path,
+                    "unknown_channel",
+                    format!("`{text}` is not a channel; use `webhook` or `email`"),
+                );
+            }
+            parsed
+        };
+        let preferred_channel = match self.preferred_channel.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(c) => channel(c, "$.preferred_channel".to_owned(), &mut push)
+                .map(|c| c.as_str().to_owned()),
+        };
+        let mut opt_out = Vec::new();
+        for (i, c) in self.opt_out.iter().flatten().enumerate() {
+            if let Some(c) = channel(c.trim(), format!("$.opt_out[{i}]"), &mut push) {
+                if !opt_out.iter().any(|o: &String| o == c.as_str()) {
+                    opt_out.push(c.as_str().to_owned());
+                }
+            }
+        }
         if !problems.is_empty() {
             return Err(ApiError::validation(problems));
         }
@@ -176,6 +265,9 @@ impl NewCustomer {
             lon: self.lon,
             address,
             time_zone: self.time_zone,
+            language,
+            preferred_channel,
+            opt_out: OptOut(opt_out),
             created_at: now,
         })
     }
@@ -294,12 +386,13 @@ pub async fn read(
 // ---------------------------------------------------------------------------------------
 // Store
 
-const COLUMNS: &str = "id, name, phone, email, lat, lon, address, time_zone, created_at";
+const COLUMNS: &str = "id, name, phone, email, lat, lon, address, time_zone, language, \
+    preferred_channel, opt_out, created_at";
 
 /// Inserts `customer`; `false` when the id is taken.
 pub async fn insert(tx: &mut Tx, c: &Customer) -> Result<bool, sqlx::Error> {
     let sql = format!(
-        "INSERT INTO customers ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+        "INSERT INTO customers ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
          ON CONFLICT (id) DO NOTHING"
     );
     let done = on_tx!(tx, |conn| {
@@ -312,6 +405,9 @@ pub async fn insert(tx: &mut Tx, c: &Customer) -> Result<bool, sqlx::Error> {
             .bind(c.lon)
             .bind(&c.address)
             .bind(&c.time_zone)
+            .bind(&c.language)
+            .bind(&c.preferred_channel)
+            .bind(c.opt_out.stored())
             .bind(c.created_at)
             .execute(&mut *conn)
             .await

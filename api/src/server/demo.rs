@@ -93,6 +93,9 @@ pub async fn load(db: &Db) -> Result<DemoReport, ApiError> {
                         lon: job.place.lon,
                         address: job.place.address.clone(),
                         time_zone: None,
+                        language: None,
+                        preferred_channel: None,
+                        opt_out: Default::default(),
                         created_at: now,
                     };
                     customers::insert(tx, &customer).await?;

@@ -14,6 +14,7 @@
 //! | [`validation`] | the solver's validation applied to single records |
 //! | [`health`], [`openapi`] | `/healthz`, `/readyz`, `/openapi.json`, `/docs` |
 //! | [`demo`] | `--demo`: a generated São Paulo operation and one key per role |
+//! | [`outbox`], [`worker`], [`notify`], [`webhook_endpoints`] | customer messages: the transactional outbox, its worker, templates and signed webhooks (docs/messages.md) |
 //!
 //! Tests drive the service in-process: [`build_app`] returns the [`Router`] and its
 //! [`AppState`]; [`serve`] is the command (logging, listener, graceful shutdown).
@@ -39,13 +40,17 @@ pub mod error;
 pub mod health;
 pub mod import;
 pub mod jobs;
+pub mod notify;
 pub mod openapi;
+pub mod outbox;
 pub mod pagination;
 pub mod plans;
 pub mod settings;
 pub mod state;
 pub mod technicians;
 pub mod validation;
+pub mod webhook_endpoints;
+pub mod worker;
 
 pub use auth::{roles, Auth, Role};
 pub use db::{Backend, Db, Tx};
@@ -75,6 +80,10 @@ pub struct ServeArgs {
     /// key per role.
     #[arg(long)]
     pub demo: bool,
+    /// Do not deliver customer messages from this process (run `despacho worker`
+    /// elsewhere instead).
+    #[arg(long)]
+    pub no_worker: bool,
 }
 
 /// How to build the service.
@@ -119,6 +128,8 @@ pub enum ServeError {
     AdminKey(#[source] ApiError),
     #[error("cannot load the demo data: {}", public(.0))]
     Demo(#[source] ApiError),
+    #[error("the message templates are not valid: {0}")]
+    Templates(#[source] notify::templates::TemplateError),
     #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
@@ -143,6 +154,8 @@ fn public(e: &ApiError) -> String {
 /// Opens (and migrates) the database, applies the admin key and `--demo`, and builds
 /// the router.
 pub async fn build_app(config: &Config) -> Result<App, ServeError> {
+    // Every message template is checked now, not when a message is sent.
+    notify::templates::builtin().map_err(ServeError::Templates)?;
     let db = Db::connect(&config.database_url, config.max_connections).await?;
     if let Some(secret) = &config.admin_key {
         match api_keys::ensure_admin_key(&db, secret)
@@ -184,6 +197,8 @@ pub fn app(state: AppState) -> Router {
         .merge(import::router())
         .merge(bookings::router())
         .merge(plans::router())
+        .merge(outbox::router())
+        .merge(webhook_endpoints::router())
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
@@ -251,11 +266,30 @@ pub async fn serve(args: ServeArgs, out: &mut impl Write) -> Result<(), ServeErr
     print_banner(out, &url, app.demo.as_ref()).map_err(ServeError::Output)?;
     tracing::info!(%url, database = ?app.state.db.backend(), "listening");
     tokio::spawn(purge_hourly(app.state.db.clone()));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = if args.no_worker {
+        None
+    } else {
+        let config = worker::WorkerConfig {
+            name: format!("serve-{}", std::process::id()),
+            ..worker::WorkerConfig::default()
+        };
+        let w = worker::Worker::new(app.state.db.clone(), config).map_err(ServeError::Templates)?;
+        Some(tokio::spawn(w.run(stopped)))
+    };
     axum::serve(listener, app.router)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            let _ = stop.send(true);
+        })
         .await
         .map_err(ServeError::Serve)?;
     tracing::info!("shutting down");
+    if let Some(task) = worker {
+        // The worker finishes its round (bounded by the HTTP timeout); an unfinished
+        // delivery is safe to drop: its lease expires and it is sent again.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(15), task).await;
+    }
     app.state.db.close().await;
     Ok(())
 }
@@ -307,7 +341,7 @@ async fn purge_hourly(db: db::Db) {
 }
 
 /// Resolves on Ctrl-C or (Unix) SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(e) = tokio::signal::ctrl_c().await {
             tracing::error!(error = %e, "cannot listen for Ctrl-C");

@@ -14,8 +14,8 @@
 
 use super::state::AppState;
 use super::{
-    api_keys, booking_views, bookings, customers, error, health, import, jobs, plans, settings,
-    technicians,
+    api_keys, booking_views, bookings, customers, error, health, import, jobs, outbox, plans,
+    settings, technicians, webhook_endpoints,
 };
 use axum::extract::State;
 use axum::http::header;
@@ -115,6 +115,8 @@ impl Modify for BearerAuth {
         bookings::search, bookings::create_booking, bookings::create_hold, bookings::confirm_hold,
         bookings::read, bookings::read_by_token, bookings::reschedule, bookings::cancel,
         plans::solve,
+        webhook_endpoints::create, webhook_endpoints::list, webhook_endpoints::remove,
+        outbox::list,
     ),
     components(schemas(error::ErrorBody, error::ErrorObject, error::ErrorDetail,
         booking_views::Booking, booking_views::Refusal, booking_views::SlotSearchAnswer)),
@@ -127,6 +129,8 @@ impl Modify for BearerAuth {
         (name = "booking", description = "Slots a technician can really take; bookings and holds \
             with an `Idempotency-Key` (same key and body: the first answer again, for 7 days; another body: 422)"),
         (name = "plans", description = "Re-optimising a day; booked visits keep their windows"),
+        (name = "messages", description = "Customer messages: the outbox (delivered at least once, \
+            each with a stable event id) and the signed webhook endpoints of the chat platform"),
     )
 )]
 struct ApiDoc;

@@ -2,8 +2,8 @@
 //! shifts are local times in this zone, and every place is checked against the travel
 //! mode (a `matrix` mode needs a `location_id` on each place).
 //!
-//! Stored as rows of the `settings` table (`time_zone`, `travel`, `repair_reserve`),
-//! each value JSON.
+//! Stored as rows of the `settings` table (`time_zone`, `travel`, `repair_reserve`,
+//! `reminder_offsets_minutes`, `default_language`), each value JSON.
 
 use super::auth::{roles, Auth};
 use super::body::Body;
@@ -41,10 +41,27 @@ pub struct Settings {
     /// shift. Default 0.1.
     #[serde(default = "default_repair_reserve")]
     pub repair_reserve: f64,
+    /// When customers are reminded of a confirmed visit: minutes before the start of its
+    /// window, each 1 to 10080 (a week), at most 5. Default `[1440, 180]` (the day
+    /// before and three hours before); `[]` sends no reminders.
+    #[serde(default = "default_reminder_offsets")]
+    pub reminder_offsets_minutes: Vec<u32>,
+    /// Language of the messages of customers without one, and of every message whose
+    /// template is missing in the customer's language: `en`, `es` or `pt-BR`. Default `en`.
+    #[serde(default = "default_language")]
+    pub default_language: String,
 }
 
 fn default_repair_reserve() -> f64 {
     super::bookings::DEFAULT_REPAIR_RESERVE
+}
+
+fn default_reminder_offsets() -> Vec<u32> {
+    super::outbox::DEFAULT_REMINDER_OFFSETS_MINUTES.to_vec()
+}
+
+fn default_language() -> String {
+    super::notify::DEFAULT_LANGUAGE.to_owned()
 }
 
 impl Default for Settings {
@@ -53,6 +70,8 @@ impl Default for Settings {
             time_zone: DEFAULT_TIME_ZONE.to_owned(),
             travel: TravelOptions::default(),
             repair_reserve: default_repair_reserve(),
+            reminder_offsets_minutes: default_reminder_offsets(),
+            default_language: default_language(),
         }
     }
 }
@@ -99,7 +118,8 @@ pub async fn replace(
 // Store
 
 const SELECT: &str = "SELECT key, value FROM settings \
-    WHERE key IN ('time_zone', 'travel', 'repair_reserve')";
+    WHERE key IN ('time_zone', 'travel', 'repair_reserve', 'reminder_offsets_minutes', \
+    'default_language')";
 const UPSERT: &str = "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3) \
                       ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at";
 
@@ -114,6 +134,12 @@ fn from_rows(rows: Vec<(String, String)>) -> Result<Settings, ApiError> {
             "travel" => settings.travel = serde_json::from_str(&value).map_err(bad)?,
             "repair_reserve" => {
                 settings.repair_reserve = serde_json::from_str(&value).map_err(bad)?
+            }
+            "reminder_offsets_minutes" => {
+                settings.reminder_offsets_minutes = serde_json::from_str(&value).map_err(bad)?
+            }
+            "default_language" => {
+                settings.default_language = serde_json::from_str(&value).map_err(bad)?
             }
             _ => {}
         }
@@ -144,10 +170,15 @@ pub async fn put_settings(tx: &mut Tx, settings: &Settings) -> Result<(), sqlx::
     let time_zone = serde_json::to_string(&settings.time_zone).expect("a string serialises");
     let travel = serde_json::to_string(&settings.travel).expect("travel options serialise");
     let reserve = serde_json::to_string(&settings.repair_reserve).expect("a number serialises");
+    let offsets =
+        serde_json::to_string(&settings.reminder_offsets_minutes).expect("numbers serialise");
+    let language = serde_json::to_string(&settings.default_language).expect("a string serialises");
     for (key, value) in [
         ("time_zone", time_zone),
         ("travel", travel),
         ("repair_reserve", reserve),
+        ("reminder_offsets_minutes", offsets),
+        ("default_language", language),
     ] {
         on_tx!(tx, |conn| {
             sqlx::query(UPSERT)

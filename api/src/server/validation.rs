@@ -56,6 +56,7 @@ pub fn check_settings(settings: &Settings) -> Vec<ErrorDetail> {
             ),
         ));
     }
+    details.extend(super::outbox::check_message_settings(settings));
     details
 }
 

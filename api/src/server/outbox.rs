@@ -1,0 +1,411 @@
+//! The transactional outbox of customer messages (RELIABILITY.md, Transactional outbox).
+//!
+//! Every customer message is a row of `outbox`, written by [`booking_event`] inside the
+//! transaction of the booking change that causes it (`bookings.rs` calls it next to
+//! the history row): a booking refused or rolled back leaves no message, a committed
+//! one always has its message. The row holds the facts ([`Payload`]: the booking as it
+//! was); the worker ([`super::worker`]) renders and delivers it later, at least once,
+//! under the row's id as a stable event id.
+//!
+//! | booking change | rows |
+//! |---|---|
+//! | booked (confirmed at once), hold confirmed | `booking_confirmed` + one `booking_reminder` per offset |
+//! | rescheduled (a confirmed booking) | `booking_rescheduled` + new reminders; the pending reminders are `superseded` |
+//! | cancelled (a confirmed booking) | `booking_cancelled`; the pending reminders are `superseded` |
+//! | held, hold rescheduled or cancelled | nothing (the customer was promised nothing yet) |
+//!
+//! A reminder is due at the window's start less each of `Settings::reminder_offsets_minutes`
+//! (default the day before and three hours before); one already past is not written.
+//! Bookings without a stored customer get no messages (the chat bot answers those
+//! customers in the conversation).
+//!
+//! Also here: `GET /v1/outbox` for dispatchers.
+
+use super::auth::{new_id, roles, Auth};
+use super::body::Query;
+use super::db::{on_pool, on_tx, Tx};
+use super::error::{ApiError, ErrorDetail};
+use super::notify::templates::MessageKind;
+use super::notify::Channel;
+use super::pagination::{ListQuery, Page};
+use super::settings::{settings_in, Settings};
+use super::state::AppState;
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use despacho_solver::field::input::{JobInput, JobKind};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// Default reminder offsets, minutes before the window's start: the day before and
+/// three hours before.
+pub const DEFAULT_REMINDER_OFFSETS_MINUTES: [u32; 2] = [1440, 180];
+/// The longest reminder offset (a week) and the most reminders per booking.
+pub const MAX_REMINDER_OFFSET_MINUTES: u32 = 7 * 1440;
+pub const MAX_REMINDERS: usize = 5;
+
+/// Status of an outbox row.
+pub mod status {
+    /// Waiting for its time (`next_attempt_at`) or for a worker.
+    pub const PENDING: &str = "pending";
+    /// The channel accepted it.
+    pub const DELIVERED: &str = "delivered";
+    /// Refused for good (a 4xx) or out of attempts: a dispatcher should look.
+    pub const DEAD: &str = "dead";
+    /// Not sent, on purpose: opted out, no channel, quiet hours until the visit…
+    pub const SUPPRESSED: &str = "suppressed";
+    /// A reminder of a booking since rescheduled or cancelled.
+    pub const SUPERSEDED: &str = "superseded";
+    pub const ALL: [&str; 5] = [PENDING, DELIVERED, DEAD, SUPPRESSED, SUPERSEDED];
+}
+
+/// The facts of a message, frozen when the change happened.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Payload {
+    pub booking: BookingFacts,
+    /// The window before a reschedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_window: Option<UtcWindow>,
+    /// For a reminder: how many minutes before the window's start it is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset_minutes: Option<u32>,
+    /// The calendar event's `SEQUENCE`: the number of reschedules so far.
+    pub sequence: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UtcWindow {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+/// A booking as a message describes it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BookingFacts {
+    pub id: String,
+    /// The customer's reference.
+    pub token: String,
+    pub date: NaiveDate,
+    pub window: UtcWindow,
+    pub duration_minutes: i32,
+    pub kind: JobKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+/// Problems of the message settings (reminder offsets, default language).
+pub fn check_message_settings(settings: &Settings) -> Vec<ErrorDetail> {
+    let mut details = Vec::new();
+    let offsets = &settings.reminder_offsets_minutes;
+    if offsets.len() > MAX_REMINDERS {
+        details.push(ErrorDetail::new(
+            "$.reminder_offsets_minutes",
+            "too_many_reminders",
+            format!(
+                "{} reminders: at most {MAX_REMINDERS} per booking",
+                offsets.len()
+            ),
+        ));
+    }
+    for (i, &m) in offsets.iter().enumerate() {
+        if !(1..=MAX_REMINDER_OFFSET_MINUTES).contains(&m) {
+            details.push(ErrorDetail::new(
+                format!("$.reminder_offsets_minutes[{i}]"),
+                "out_of_range",
+                format!("{m}: a reminder is 1 to {MAX_REMINDER_OFFSET_MINUTES} minutes (a week) before the visit"),
+            ));
+        } else if offsets[..i].contains(&m) {
+            details.push(ErrorDetail::new(
+                format!("$.reminder_offsets_minutes[{i}]"),
+                "duplicate_offset",
+                format!("{m} minutes is listed twice"),
+            ));
+        }
+    }
+    let complete = super::notify::templates::builtin()
+        .map(|t| t.complete_languages())
+        .unwrap_or_default();
+    if !complete.contains(&settings.default_language.as_str()) {
+        details.push(ErrorDetail::new(
+            "$.default_language",
+            "unknown_language",
+            format!(
+                "`{}`: the default language must have every message template; use one of {}",
+                settings.default_language,
+                complete.join(", ")
+            ),
+        ));
+    }
+    details
+}
+
+/// What [`booking_event`] reads of the booking.
+#[derive(sqlx::FromRow)]
+struct BookingRow {
+    id: String,
+    token: String,
+    customer_id: Option<String>,
+    job: String,
+    date: NaiveDate,
+    window_start: DateTime<Utc>,
+    window_end: DateTime<Utc>,
+    duration_minutes: i32,
+}
+
+/// Writes the messages of a change of booking `booking_id` into `tx`, the change's own
+/// transaction (see the module's table): the `kind` message, due now, and for a
+/// confirmation or a reschedule the reminders. `previous` is the window before a
+/// reschedule. Nothing for a booking without a customer.
+pub async fn booking_event(
+    tx: &mut Tx,
+    booking_id: &str,
+    kind: MessageKind,
+    previous: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let row: Option<BookingRow> = on_tx!(tx, |conn| {
+        sqlx::query_as(
+            "SELECT id, token, customer_id, job, date, window_start, window_end, \
+             duration_minutes FROM bookings WHERE id = $1",
+        )
+        .bind(booking_id)
+        .fetch_optional(&mut *conn)
+        .await
+    })?;
+    let row =
+        row.ok_or_else(|| ApiError::Internal(format!("booking `{booking_id}` is not there")))?;
+    let Some(customer_id) = row.customer_id.clone() else {
+        return Ok(());
+    };
+    // A reschedule or a cancellation makes the reminders of the old window wrong.
+    supersede_reminders(tx, booking_id, kind.as_str()).await?;
+    let preferred: Option<Option<String>> = on_tx!(tx, |conn| {
+        sqlx::query_scalar("SELECT preferred_channel FROM customers WHERE id = $1")
+            .bind(&customer_id)
+            .fetch_optional(&mut *conn)
+            .await
+    })?;
+    let channel = preferred
+        .flatten()
+        .and_then(|c| Channel::parse(&c))
+        .unwrap_or(Channel::Webhook);
+    let job: JobInput = serde_json::from_str(&row.job).map_err(|e| {
+        ApiError::Internal(format!("stored booking `{}` is not valid: {e}", row.id))
+    })?;
+    let reschedules: i64 = on_tx!(tx, |conn| {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM booking_history WHERE booking_id = $1 AND action = 'rescheduled'",
+        )
+        .bind(booking_id)
+        .fetch_one(&mut *conn)
+        .await
+    })?;
+    let payload = Payload {
+        booking: BookingFacts {
+            id: row.id.clone(),
+            token: row.token.clone(),
+            date: row.date,
+            window: UtcWindow {
+                start: row.window_start,
+                end: row.window_end,
+            },
+            duration_minutes: row.duration_minutes,
+            kind: job.kind,
+            address: job.place.address.clone(),
+        },
+        previous_window: previous.map(|(start, end)| UtcWindow { start, end }),
+        offset_minutes: None,
+        sequence: u32::try_from(reschedules).unwrap_or(0),
+    };
+    let base = NewRow {
+        booking_id,
+        customer_id: &customer_id,
+        channel,
+        now,
+    };
+    base.insert(tx, kind, &payload, now).await?;
+    if matches!(
+        kind,
+        MessageKind::BookingConfirmed | MessageKind::BookingRescheduled
+    ) {
+        let offsets = settings_in(tx).await?.reminder_offsets_minutes;
+        for minutes in offsets {
+            let due = row.window_start - TimeDelta::minutes(i64::from(minutes));
+            if due <= now {
+                continue;
+            }
+            let reminder = Payload {
+                previous_window: None,
+                offset_minutes: Some(minutes),
+                ..payload.clone()
+            };
+            base.insert(tx, MessageKind::BookingReminder, &reminder, due)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The columns every row of one change shares.
+struct NewRow<'a> {
+    booking_id: &'a str,
+    customer_id: &'a str,
+    channel: Channel,
+    now: DateTime<Utc>,
+}
+
+impl NewRow<'_> {
+    async fn insert(
+        &self,
+        tx: &mut Tx,
+        kind: MessageKind,
+        payload: &Payload,
+        due: DateTime<Utc>,
+    ) -> Result<(), ApiError> {
+        const INSERT: &str = "INSERT INTO outbox (id, kind, booking_id, customer_id, channel, \
+            payload, status, attempts, next_attempt_at, created_at) \
+            VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $8)";
+        let id = new_id::<12>("evt")?;
+        let payload = serde_json::to_string(payload).expect("a payload serialises");
+        on_tx!(tx, |conn| {
+            sqlx::query(INSERT)
+                .bind(&id)
+                .bind(kind.as_str())
+                .bind(self.booking_id)
+                .bind(self.customer_id)
+                .bind(self.channel.as_str())
+                .bind(&payload)
+                .bind(due)
+                .bind(self.now)
+                .execute(&mut *conn)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+}
+
+/// Marks the booking's pending reminders `superseded` (a worker holding one keeps its
+/// lease, but can no longer mark it delivered).
+async fn supersede_reminders(tx: &mut Tx, booking_id: &str, by: &str) -> Result<u64, ApiError> {
+    const SQL: &str = "UPDATE outbox SET status = 'superseded', last_error = $2 \
+        WHERE booking_id = $1 AND kind = 'booking_reminder' AND status = 'pending'";
+    let reason = format!("superseded by {by}");
+    Ok(on_tx!(tx, |conn| {
+        sqlx::query(SQL)
+            .bind(booking_id)
+            .bind(&reason)
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected())
+    })?)
+}
+
+// ---------------------------------------------------------------------------------------
+// GET /v1/outbox
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/outbox", get(list))
+}
+
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OutboxQuery {
+    /// `pending`, `delivered`, `dead`, `suppressed` or `superseded`; all when absent.
+    pub status: Option<String>,
+    /// Only the messages of this booking.
+    pub booking_id: Option<String>,
+    /// Items per page, 1 to 1000; default 100.
+    pub limit: Option<u32>,
+    /// Return items whose id sorts after this one (the `next_after` of the previous page).
+    pub after: Option<String>,
+}
+
+/// One customer message as dispatchers see it (without its text, rendered at delivery).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+pub struct OutboxMessage {
+    /// The stable event id receivers deduplicate by.
+    pub id: String,
+    /// `booking_confirmed`, `booking_rescheduled`, `booking_cancelled`, `booking_reminder`.
+    pub kind: String,
+    pub booking_id: String,
+    pub customer_id: String,
+    /// `webhook` or `email`: preferred when written, the one used once delivered.
+    pub channel: String,
+    pub status: String,
+    /// Deliveries begun (a worker that died mid-delivery used one).
+    pub attempts: i32,
+    /// When it is (or was) due next.
+    pub next_attempt_at: DateTime<Utc>,
+    /// Why it is dead, suppressed, superseded, or why the last attempt failed.
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OutboxList {
+    pub items: Vec<OutboxMessage>,
+    /// Pass as `after` to get the next page; absent on the last page.
+    pub next_after: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/outbox", tag = "messages", security(("bearer" = [])),
+    description = "Customer messages by id, a page at a time, optionally of one status or booking: what was delivered, what waits, what is dead and why. Roles: admin, dispatcher.",
+    params(OutboxQuery),
+    responses((status = 200, body = OutboxList),
+        (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody),
+        (status = 403, body = super::error::ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(query): Query<OutboxQuery>,
+) -> Result<Json<OutboxList>, ApiError> {
+    auth.require(roles::STAFF)?;
+    let limit = ListQuery {
+        limit: query.limit,
+        after: None,
+    }
+    .limit()?;
+    if let Some(s) = &query.status {
+        if !status::ALL.contains(&s.as_str()) {
+            return Err(ApiError::BadRequest {
+                code: "invalid_query",
+                message: format!("status `{s}` is not one of {}", status::ALL.join(", ")),
+                details: vec![ErrorDetail::new(
+                    "status",
+                    "unknown_status",
+                    format!("use one of {}", status::ALL.join(", ")),
+                )],
+            });
+        }
+    }
+    const SQL: &str = "SELECT id, kind, booking_id, customer_id, channel, status, attempts, \
+        next_attempt_at, last_error, created_at, delivered_at FROM outbox \
+        WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR booking_id = $2) \
+        AND ($3 IS NULL OR id > $3) ORDER BY id LIMIT $4";
+    let rows: Vec<OutboxMessage> = on_pool!(&state.db, |pool| {
+        sqlx::query_as(SQL)
+            .bind(&query.status)
+            .bind(&query.booking_id)
+            .bind(&query.after)
+            .bind(i64::from(limit) + 1)
+            .fetch_all(pool)
+            .await
+    })?;
+    let page = Page::new(rows, limit, |m| m.id.clone());
+    Ok(Json(OutboxList {
+        items: page.items,
+        next_after: page.next_after,
+    }))
+}
+
+/// The messages of every booking, for tests and tools: (id, kind, booking, status).
+pub async fn rows(db: &super::Db) -> Result<Vec<(String, String, String, String)>, ApiError> {
+    Ok(on_pool!(db, |pool| {
+        sqlx::query_as("SELECT id, kind, booking_id, status FROM outbox ORDER BY created_at, id")
+            .fetch_all(pool)
+            .await
+    })?)
+}
