@@ -93,9 +93,8 @@ async fn find_slots(state: &AppState, request: &SlotRequest) -> Result<SlotSearc
         .earliest_day
         .checked_add_days(Days::new(days))
         .unwrap_or(request.earliest_day);
-    let rows = active_rows(&mut tx, request.earliest_day, last, None, None, now).await?;
+    let visits = active_visits_between(&mut tx, request.earliest_day, last, now).await?;
     tx.rollback().await?;
-    let visits = rows.iter().map(Row::visit).collect::<Result<Vec<_>, _>>()?;
     let req = request.clone();
     let answer =
         tokio::task::spawn_blocking(move || search_slots(&op, &visits, &req, SEARCH_LIMIT))
@@ -1416,8 +1415,43 @@ pub(super) async fn active_visits(
         .collect()
 }
 
+/// The visits of `from..=to` that count at `now`, each technician-day's in its planned
+/// order (the slot engine tries that order first). Reads only what the search needs.
+async fn active_visits_between(
+    tx: &mut Tx,
+    from: NaiveDate,
+    to: NaiveDate,
+    now: DateTime<Utc>,
+) -> Result<Vec<BookedVisit>, ApiError> {
+    const SQL: &str = "SELECT id, job, technician_id, date FROM bookings \
+        WHERE date >= $1 AND date <= $2 \
+        AND (status = 'confirmed' OR (status = 'held' AND expires_at > $3)) \
+        ORDER BY technician_id, date, planned_start, id";
+    let rows: Vec<(String, String, String, NaiveDate)> = on_tx!(tx, |conn| {
+        sqlx::query_as(SQL)
+            .bind(from)
+            .bind(to)
+            .bind(now)
+            .fetch_all(&mut *conn)
+            .await
+    })?;
+    rows.into_iter()
+        .map(|(id, job, technician, date)| {
+            let job = serde_json::from_str(&job).map_err(|e| {
+                ApiError::Internal(format!("stored booking `{id}` is not valid: {e}"))
+            })?;
+            Ok(BookedVisit {
+                job,
+                technician,
+                date,
+            })
+        })
+        .collect()
+}
+
 /// Bookings of `from..=to` that count against capacity at `now` (confirmed, and holds
-/// not expired), of one technician when given, without booking `except`.
+/// not expired), of one technician when given, without booking `except`; each
+/// technician-day's in planned order.
 async fn active_rows(
     tx: &mut Tx,
     from: NaiveDate,
@@ -1429,7 +1463,8 @@ async fn active_rows(
     let sql = format!(
         "SELECT {COLUMNS} FROM bookings WHERE date >= $1 AND date <= $2 \
          AND status IN ('held', 'confirmed') \
-         AND ($3 IS NULL OR technician_id = $3) AND ($4 IS NULL OR id <> $4) ORDER BY id"
+         AND ($3 IS NULL OR technician_id = $3) AND ($4 IS NULL OR id <> $4) \
+         ORDER BY technician_id, date, planned_start, id"
     );
     let rows: Vec<Row> = on_tx!(tx, |conn| {
         sqlx::query_as(&sql)

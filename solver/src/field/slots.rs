@@ -314,12 +314,8 @@ impl DayProblem {
         booked.sort_by_key(|&j| (p.jobs()[j].windows[0].start, p.jobs()[j].windows[0].end, j));
         let feasible =
             |route: &[usize]| schedule_route(p, 0, route).is_some_and(|(_, e)| e.is_feasible());
-        if feasible(&booked) {
-            return Some(booked);
-        }
-        // Cheap second try: insert in window order, each at its cheapest feasible place.
-        let mut route: Vec<usize> = Vec::with_capacity(booked.len());
-        for &j in &booked {
+        // `route` with `j` at its cheapest feasible place, if it has one.
+        let insert = |route: &mut Vec<usize>, j: usize| {
             let best = (0..=route.len())
                 .filter_map(|k| {
                     let mut r = route.clone();
@@ -328,9 +324,23 @@ impl DayProblem {
                     e.is_feasible().then_some((e.cost(0, 0), k))
                 })
                 .min();
-            match best {
-                Some((_, k)) => route.insert(k, j),
-                None => break,
+            best.map(|(_, k)| route.insert(k, j)).is_some()
+        };
+        // First the order the visits were given in: callers that store the day's
+        // planned order (the booking service does) pass it, and it is feasible, so
+        // the fallbacks below — the search above all — are rarely needed.
+        let mut given: Vec<usize> = (0..self.candidate).collect();
+        if feasible(&given) && (!with_candidate || insert(&mut given, self.candidate)) {
+            return Some(given);
+        }
+        if feasible(&booked) {
+            return Some(booked);
+        }
+        // Cheap second try: insert in window order, each at its cheapest feasible place.
+        let mut route: Vec<usize> = Vec::with_capacity(booked.len());
+        for &j in &booked {
+            if !insert(&mut route, j) {
+                break;
             }
         }
         if route.len() == count {
