@@ -530,6 +530,20 @@ async fn remember_refusal(db: &Db, a: &Attempt, refusal: Refusal) -> Result<Stor
             const INSERT: &str = "INSERT INTO idempotency_keys (key, api_key_id, request_hash, \
                 status, response_status, response_body, created_at) \
                 VALUES ($1, $2, $3, 'done', $4, $5, $6) ON CONFLICT (api_key_id, key) DO NOTHING";
+            // The booking's rollback restored a row past its keeping time: it goes, as
+            // in `claim_idempotency_key`, so the refusal is what the key keeps.
+            on_tx!(tx, |conn| {
+                sqlx::query(
+                    "DELETE FROM idempotency_keys \
+                     WHERE api_key_id = $1 AND key = $2 AND created_at < $3",
+                )
+                .bind(&a.api_key_id)
+                .bind(&a.key)
+                .bind(now() - TimeDelta::days(IDEMPOTENCY_KEEP_DAYS))
+                .execute(&mut *conn)
+                .await
+                .map(|r| r.rows_affected())
+            })?;
             let inserted = on_tx!(tx, |conn| {
                 sqlx::query(INSERT)
                     .bind(&a.key)
