@@ -93,7 +93,11 @@ async fn find_slots(state: &AppState, request: &SlotRequest) -> Result<SlotSearc
         .earliest_day
         .checked_add_days(Days::new(days))
         .unwrap_or(request.earliest_day);
-    let visits = active_visits_between(&mut tx, request.earliest_day, last, now).await?;
+    let visits: Vec<BookedVisit> = active_visits(&mut tx, request.earliest_day, last, now)
+        .await?
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
     tx.rollback().await?;
     let req = request.clone();
     let answer =
@@ -530,20 +534,9 @@ async fn remember_refusal(db: &Db, a: &Attempt, refusal: Refusal) -> Result<Stor
             const INSERT: &str = "INSERT INTO idempotency_keys (key, api_key_id, request_hash, \
                 status, response_status, response_body, created_at) \
                 VALUES ($1, $2, $3, 'done', $4, $5, $6) ON CONFLICT (api_key_id, key) DO NOTHING";
-            // The booking's rollback restored a row past its keeping time: it goes, as
-            // in `claim_idempotency_key`, so the refusal is what the key keeps.
-            on_tx!(tx, |conn| {
-                sqlx::query(
-                    "DELETE FROM idempotency_keys \
-                     WHERE api_key_id = $1 AND key = $2 AND created_at < $3",
-                )
-                .bind(&a.api_key_id)
-                .bind(&a.key)
-                .bind(now() - TimeDelta::days(IDEMPOTENCY_KEEP_DAYS))
-                .execute(&mut *conn)
-                .await
-                .map(|r| r.rows_affected())
-            })?;
+            // The booking's rollback restored a row past its keeping time: it goes, so
+            // the refusal is what the key keeps.
+            expire_key(tx, &a, now()).await?;
             let inserted = on_tx!(tx, |conn| {
                 sqlx::query(INSERT)
                     .bind(&a.key)
@@ -671,6 +664,23 @@ async fn book_in(tx: &mut Tx, a: &Attempt) -> Result<Stored, ApiError> {
     Ok(stored)
 }
 
+/// Deletes the attempt's idempotency row if it is past its keeping time: the key is
+/// new again (the hourly purge may not have run yet).
+async fn expire_key(tx: &mut Tx, a: &Attempt, now: DateTime<Utc>) -> Result<(), ApiError> {
+    const SQL: &str =
+        "DELETE FROM idempotency_keys WHERE api_key_id = $1 AND key = $2 AND created_at < $3";
+    on_tx!(tx, |conn| {
+        sqlx::query(SQL)
+            .bind(&a.api_key_id)
+            .bind(&a.key)
+            .bind(now - TimeDelta::days(IDEMPOTENCY_KEEP_DAYS))
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
 /// Inserts the idempotency row (`in_progress`), or answers from the one already there:
 /// the stored response for the same body, 422 for another body, 409 while in progress.
 async fn claim_idempotency_key(
@@ -683,18 +693,7 @@ async fn claim_idempotency_key(
         ON CONFLICT (api_key_id, key) DO NOTHING";
     const SELECT: &str = "SELECT request_hash, status, response_status, response_body \
         FROM idempotency_keys WHERE api_key_id = $1 AND key = $2";
-    const EXPIRE: &str =
-        "DELETE FROM idempotency_keys WHERE api_key_id = $1 AND key = $2 AND created_at < $3";
-    // A key past its keeping time is new again (the hourly purge may not have run yet).
-    on_tx!(tx, |conn| {
-        sqlx::query(EXPIRE)
-            .bind(&a.api_key_id)
-            .bind(&a.key)
-            .bind(now - TimeDelta::days(IDEMPOTENCY_KEEP_DAYS))
-            .execute(&mut *conn)
-            .await
-            .map(|r| r.rows_affected())
-    })?;
+    expire_key(tx, a, now).await?;
     let inserted = on_tx!(tx, |conn| {
         sqlx::query(INSERT)
             .bind(&a.key)
@@ -1415,28 +1414,15 @@ async fn load(tx: &mut Tx, id: &str) -> Result<Option<Row>, ApiError> {
     })?)
 }
 
-/// The visits of `date` that count at `now` (confirmed, and live holds), with their
-/// booking ids.
-pub(super) async fn active_visits(
-    tx: &mut Tx,
-    date: NaiveDate,
-    now: DateTime<Utc>,
-) -> Result<Vec<(String, BookedVisit)>, ApiError> {
-    active_rows(tx, date, date, None, None, now)
-        .await?
-        .into_iter()
-        .map(|r| Ok((r.id.clone(), r.visit()?)))
-        .collect()
-}
-
 /// The visits of `from..=to` that count at `now`, each technician-day's in its planned
-/// order (the slot engine tries that order first). Reads only what the search needs.
-async fn active_visits_between(
+/// order (the slot engine tries that order first), with their booking ids. Reads only
+/// what the search and the day's re-planning need.
+pub(super) async fn active_visits(
     tx: &mut Tx,
     from: NaiveDate,
     to: NaiveDate,
     now: DateTime<Utc>,
-) -> Result<Vec<BookedVisit>, ApiError> {
+) -> Result<Vec<(String, BookedVisit)>, ApiError> {
     const SQL: &str = "SELECT id, job, technician_id, date FROM bookings \
         WHERE date >= $1 AND date <= $2 \
         AND (status = 'confirmed' OR (status = 'held' AND expires_at > $3)) \
@@ -1454,11 +1440,12 @@ async fn active_visits_between(
             let job = serde_json::from_str(&job).map_err(|e| {
                 ApiError::Internal(format!("stored booking `{id}` is not valid: {e}"))
             })?;
-            Ok(BookedVisit {
+            let visit = BookedVisit {
                 job,
                 technician,
                 date,
-            })
+            };
+            Ok((id, visit))
         })
         .collect()
 }
