@@ -379,3 +379,329 @@ pub fn customer(id: Option<&str>) -> Value {
     }
     c
 }
+
+// ---------------------------------------------------------------------------------------
+// Booking invariants (RELIABILITY.md, Booking), re-checked from the database
+
+/// The promises of the booking tables, checked from the rows (for tests that drive the
+/// service in-process or as a separate process): per technician-day, `booked_minutes`
+/// is the sum of its confirmed visits and within `capacity_minutes`; the planned times
+/// of a technician's active visits never overlap, lie in their windows and last their
+/// durations; and every active technician-day passes the solver's joint check again.
+pub mod booking_invariants {
+    use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+    use despacho_api::server::bookings::DEFAULT_REPAIR_RESERVE;
+    use despacho_api::server::settings::settings_in;
+    use despacho_api::server::Db;
+    use despacho_solver::field::input::{JobInput, Technician};
+    use despacho_solver::field::slots::{check_visit, BookedVisit, Operation};
+    use serde_json::Value;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    /// One row of `bookings`.
+    #[derive(Clone, Debug)]
+    pub struct StoredBooking {
+        pub id: String,
+        pub technician_id: String,
+        pub date: NaiveDate,
+        pub window_start: DateTime<Utc>,
+        pub window_end: DateTime<Utc>,
+        pub duration_minutes: i32,
+        pub status: String,
+        pub expires_at: Option<DateTime<Utc>>,
+        pub planned_start: Option<DateTime<Utc>>,
+        pub planned_end: Option<DateTime<Utc>>,
+        pub job: String,
+    }
+
+    impl StoredBooking {
+        /// Confirmed, or held with an expiry after `now`.
+        pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+            match self.status.as_str() {
+                "confirmed" => true,
+                "held" => self.expires_at.is_some_and(|e| e > now),
+                _ => false,
+            }
+        }
+
+        pub fn job(&self) -> JobInput {
+            serde_json::from_str(&self.job)
+                .unwrap_or_else(|e| panic!("booking {} stores an invalid job: {e}", self.id))
+        }
+    }
+
+    type BookingTuple = (
+        String,
+        String,
+        NaiveDate,
+        DateTime<Utc>,
+        DateTime<Utc>,
+        i32,
+        String,
+        Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
+        String,
+    );
+
+    /// Every booking, by id.
+    pub async fn bookings(db: &Db) -> Vec<StoredBooking> {
+        let rows: Vec<BookingTuple> = despacho_api::on_pool!(db, |pool| {
+            sqlx::query_as(
+                "SELECT id, technician_id, date, window_start, window_end, duration_minutes, \
+                 status, expires_at, planned_start, planned_end, job FROM bookings ORDER BY id",
+            )
+            .fetch_all(pool)
+            .await
+        })
+        .expect("bookings read");
+        rows.into_iter()
+            .map(|r| StoredBooking {
+                id: r.0,
+                technician_id: r.1,
+                date: r.2,
+                window_start: r.3,
+                window_end: r.4,
+                duration_minutes: r.5,
+                status: r.6,
+                expires_at: r.7,
+                planned_start: r.8,
+                planned_end: r.9,
+                job: r.10,
+            })
+            .collect()
+    }
+
+    /// `technician_days`: (technician, date) → (booked_minutes, capacity_minutes).
+    pub async fn technician_days(db: &Db) -> BTreeMap<(String, NaiveDate), (i32, i32)> {
+        let rows: Vec<(String, NaiveDate, i32, i32)> = despacho_api::on_pool!(db, |pool| {
+            sqlx::query_as(
+                "SELECT technician_id, date, booked_minutes, capacity_minutes FROM technician_days",
+            )
+            .fetch_all(pool)
+            .await
+        })
+        .expect("technician_days read");
+        rows.into_iter()
+            .map(|(t, d, b, c)| ((t, d), (b, c)))
+            .collect()
+    }
+
+    /// History of every booking: id → (at, action, details), in order.
+    pub async fn histories(db: &Db) -> BTreeMap<String, Vec<(DateTime<Utc>, String, Value)>> {
+        let rows: Vec<(String, DateTime<Utc>, String, String)> =
+            despacho_api::on_pool!(db, |pool| {
+                sqlx::query_as(
+                    "SELECT booking_id, at, action, details FROM booking_history \
+                     ORDER BY booking_id, at",
+                )
+                .fetch_all(pool)
+                .await
+            })
+            .expect("booking_history read");
+        let mut out: BTreeMap<String, Vec<(DateTime<Utc>, String, Value)>> = BTreeMap::new();
+        for (id, at, action, details) in rows {
+            let details = serde_json::from_str(&details).expect("history details are JSON");
+            out.entry(id).or_default().push((at, action, details));
+        }
+        out
+    }
+
+    /// The operation as the service sees it (as `bookings::operation_in` builds it).
+    pub async fn operation(db: &Db) -> Operation {
+        let mut tx = db.begin_read().await.expect("a read transaction");
+        let settings = settings_in(&mut tx).await.expect("settings");
+        tx.rollback().await.expect("rollback");
+        let data: Vec<String> = despacho_api::on_pool!(db, |pool| {
+            sqlx::query_scalar("SELECT data FROM technicians ORDER BY id")
+                .fetch_all(pool)
+                .await
+        })
+        .expect("technicians read");
+        let reserve: Option<String> = despacho_api::on_pool!(db, |pool| {
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = 'repair_reserve'")
+                .fetch_optional(pool)
+                .await
+        })
+        .expect("settings read");
+        Operation {
+            time_zone: settings.time_zone,
+            travel: settings.travel,
+            technicians: data
+                .iter()
+                .map(|d| serde_json::from_str::<Technician>(d).expect("a stored technician"))
+                .collect(),
+            repair_reserve: reserve
+                .and_then(|v| serde_json::from_str::<f64>(&v).ok())
+                .filter(|r| (0.0..1.0).contains(r))
+                .unwrap_or(DEFAULT_REPAIR_RESERVE),
+        }
+    }
+
+    /// On-site minutes of a technician-day: the shift with overtime, less the break.
+    pub fn shift_minutes(op: &Operation, technician: &str, date: NaiveDate) -> Option<i32> {
+        let shift = op
+            .technicians
+            .iter()
+            .find(|t| t.id == technician)?
+            .shifts
+            .iter()
+            .find(|s| s.date == date)?;
+        let mut minutes =
+            (shift.end - shift.start).num_minutes() + i64::from(shift.overtime_minutes);
+        if let Some(b) = &shift.break_rule {
+            minutes -= i64::from(b.duration_minutes);
+        }
+        i32::try_from(minutes.max(0)).ok()
+    }
+
+    /// What [`check`] found.
+    #[derive(Clone, Debug, Default, PartialEq, Eq)]
+    pub struct Summary {
+        pub total: usize,
+        pub confirmed: usize,
+        pub held_live: usize,
+        pub held_lapsed: usize,
+        pub cancelled: usize,
+        /// Technician-days with at least one active visit (each passed the joint check).
+        pub active_days: usize,
+        pub booked_minutes: i64,
+    }
+
+    /// Checks every invariant of the booking tables (panics with the broken one).
+    /// Call when no booking write is running.
+    pub async fn check(db: &Db) -> Summary {
+        let now = Utc::now();
+        let op = operation(db).await;
+        let all = bookings(db).await;
+        let days = technician_days(db).await;
+        let mut summary = Summary {
+            total: all.len(),
+            ..Summary::default()
+        };
+
+        // Each row on its own.
+        for b in &all {
+            assert!(b.duration_minutes > 0, "{b:?}");
+            assert!(b.window_start <= b.window_end, "window of {b:?}");
+            let job = b.job();
+            assert_eq!(
+                i64::from(job.duration_minutes),
+                i64::from(b.duration_minutes),
+                "job duration of {}",
+                b.id
+            );
+            match b.status.as_str() {
+                "confirmed" => {
+                    summary.confirmed += 1;
+                    assert!(b.expires_at.is_none(), "a confirmed booking expires: {b:?}");
+                }
+                "held" => {
+                    assert!(b.expires_at.is_some(), "a hold without expiry: {b:?}");
+                    if b.is_active(now) {
+                        summary.held_live += 1;
+                    } else {
+                        summary.held_lapsed += 1;
+                    }
+                }
+                "cancelled" => {
+                    summary.cancelled += 1;
+                    assert!(
+                        b.planned_start.is_none() && b.planned_end.is_none(),
+                        "a cancelled booking keeps planned times: {b:?}"
+                    );
+                    assert!(b.expires_at.is_none(), "{b:?}");
+                }
+                other => panic!("unknown status {other} of {}", b.id),
+            }
+            if b.is_active(now) {
+                let (Some(start), Some(end)) = (b.planned_start, b.planned_end) else {
+                    panic!("an active booking without planned times: {b:?}");
+                };
+                assert_eq!(
+                    end - start,
+                    TimeDelta::minutes(i64::from(b.duration_minutes)),
+                    "planned length of {b:?}"
+                );
+                assert!(
+                    b.window_start <= start && start <= b.window_end,
+                    "planned start outside the window: {b:?}"
+                );
+            } else if b.status != "cancelled" {
+                // A lapsed hold may keep planned times until its day is written again;
+                // if it has them, they are whole.
+                assert_eq!(b.planned_start.is_some(), b.planned_end.is_some(), "{b:?}");
+            }
+        }
+
+        // Day totals: the sum of confirmed minutes, within capacity.
+        let mut confirmed: BTreeMap<(String, NaiveDate), i64> = BTreeMap::new();
+        for b in all.iter().filter(|b| b.status == "confirmed") {
+            *confirmed
+                .entry((b.technician_id.clone(), b.date))
+                .or_default() += i64::from(b.duration_minutes);
+        }
+        let keys: BTreeSet<_> = confirmed.keys().chain(days.keys()).cloned().collect();
+        for key in keys {
+            let sum = confirmed.get(&key).copied().unwrap_or(0);
+            let Some(&(booked, capacity)) = days.get(&key) else {
+                panic!("confirmed visits on {key:?} ({sum} min) but no technician_days row");
+            };
+            assert_eq!(
+                i64::from(booked),
+                sum,
+                "booked_minutes of {key:?} differs from its confirmed visits"
+            );
+            assert!(
+                (0..=capacity).contains(&booked),
+                "{key:?}: {booked} booked minutes, capacity {capacity}"
+            );
+            if let Some(shift) = shift_minutes(&op, &key.0, key.1) {
+                assert_eq!(capacity, shift, "capacity of {key:?}");
+            }
+            summary.booked_minutes += sum;
+        }
+
+        // Planned times of one technician never overlap.
+        let mut by_technician: BTreeMap<&str, Vec<&StoredBooking>> = BTreeMap::new();
+        for b in all.iter().filter(|b| b.is_active(now)) {
+            by_technician.entry(&b.technician_id).or_default().push(b);
+        }
+        for (technician, mut visits) in by_technician {
+            visits.sort_by_key(|b| b.planned_start);
+            for pair in visits.windows(2) {
+                assert!(
+                    pair[0].planned_end <= pair[1].planned_start,
+                    "{technician}: planned visits overlap: {:?} and {:?}",
+                    pair[0],
+                    pair[1]
+                );
+            }
+        }
+
+        // The joint check: the active visits of each technician-day fit together.
+        let mut by_day: BTreeMap<(String, NaiveDate), Vec<BookedVisit>> = BTreeMap::new();
+        for b in all.iter().filter(|b| b.is_active(now)) {
+            by_day
+                .entry((b.technician_id.clone(), b.date))
+                .or_default()
+                .push(BookedVisit {
+                    job: b.job(),
+                    technician: b.technician_id.clone(),
+                    date: b.date,
+                });
+        }
+        for ((technician, date), mut visits) in by_day {
+            let last = visits.pop().expect("a visit");
+            if let Err(why) = check_visit(&op, &last, &visits) {
+                panic!(
+                    "the active visits of {technician} on {date} do not fit together ({why:?}): \
+                     {} visits",
+                    visits.len() + 1
+                );
+            }
+            summary.active_days += 1;
+        }
+        summary
+    }
+}
