@@ -525,6 +525,67 @@ async fn the_repair_reserve_keeps_room_for_repairs(s: TestServer) {
     assert_eq!(search(&s, &key, &slot_request(1)).await.len(), 1);
 }
 
+/// The slot search keeps the parsed technicians between requests: every change to them
+/// is seen by the next search, whether made through the API or by hand in the database.
+async fn the_slot_search_sees_every_change_to_technicians(s: TestServer) {
+    let key = setup(&s, technician_on("t1", &["2026-03-02"], false)).await;
+    assert_eq!(search(&s, &key, &slot_request(1)).await.len(), 1);
+
+    // Through the API: the shift moves to the next day.
+    let moved = technician_on("t1", &["2026-03-03"], false);
+    let r = s
+        .put("/v1/technicians/t1", Some(&s.admin_key), &moved)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let slots = search(&s, &key, &slot_request(2)).await;
+    assert_eq!(slots.len(), 1, "{slots:?}");
+    assert!(slots[0]["start"]
+        .as_str()
+        .unwrap()
+        .starts_with("2026-03-03"));
+
+    // By hand, as an operator would: a long day back on 2026-03-02.
+    let long = technician_on("t1", &["2026-03-02"], true).to_string();
+    despacho_api::on_pool!(&s.state.db, |pool| {
+        sqlx::query("UPDATE technicians SET data = $1 WHERE id = 't1'")
+            .bind(&long)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+    })
+    .unwrap();
+    let slots = search(&s, &key, &slot_request(2)).await;
+    assert!(slots.len() > 1, "{slots:?}");
+    assert!(slots
+        .iter()
+        .all(|x| x["start"].as_str().unwrap().starts_with("2026-03-02")));
+
+    // A second technician, then none: the search answers for what is stored now.
+    let r = s
+        .post(
+            "/v1/technicians",
+            Some(&s.admin_key),
+            &technician_on("t2", &["2026-03-03"], false),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let slots = search(&s, &key, &slot_request(2)).await;
+    assert!(slots
+        .iter()
+        .any(|x| x["start"].as_str().unwrap().starts_with("2026-03-03")));
+    for id in ["t1", "t2"] {
+        let r = s
+            .delete(&format!("/v1/technicians/{id}"), Some(&s.admin_key))
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    }
+    let r = s
+        .post("/v1/slots/search", Some(&key), &slot_request(2))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["status"], "no_skilled_technician", "{}", r.text);
+}
+
 both_backends!(
     a_booked_slot_is_no_longer_offered,
     the_last_slot_goes_to_exactly_one_request,
@@ -534,4 +595,5 @@ both_backends!(
     technicians_may_not_book,
     replanning_keeps_every_booking_in_its_promised_window,
     the_repair_reserve_keeps_room_for_repairs,
+    the_slot_search_sees_every_change_to_technicians,
 );

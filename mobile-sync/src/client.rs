@@ -1,4 +1,5 @@
-//! The phone's side of push: a durable queue of mutations.
+//! The phone's side of push: a durable queue of mutations. (The same
+//! [`ClientState`] also holds the pull side: cookie and scope copy, see `replica.rs`.)
 //!
 //! Sans-IO: [`generate_message`] says what to send, [`receive_message`] takes what
 //! came back; sending, timers and storage belong to the caller. The caller keeps
@@ -10,25 +11,37 @@
 //! may call [`generate_message`] again and resend whenever an answer is overdue.
 //! Acknowledgements are cumulative, so an old or duplicated one changes nothing.
 
+use crate::cookie::Cookie;
 use crate::message::{ClientId, Mutation, MutationId, PushMessage, ServerMessage};
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 /// Mutations sent in one push at most, unless set with [`ClientState::with_max_batch`].
 pub const DEFAULT_MAX_BATCH: usize = 100;
 
 /// One device's queue: every mutation recorded and not yet acknowledged, in order.
 ///
-/// Invariant (checked when a stored state is read back): the pending ids are exactly
-/// `last_acknowledged + 1 ..= last_issued`.
+/// Invariants (checked when a stored state is read back): the pending ids are exactly
+/// `last_acknowledged + 1 ..= last_issued`; the acknowledged mutations kept for the
+/// optimistic view are `pulled_mutation_id + 1 ..= last_acknowledged`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "StoredState")]
 pub struct ClientState {
-    client_id: ClientId,
-    last_issued: MutationId,
-    last_acknowledged: MutationId,
-    pending: VecDeque<Mutation>,
-    max_batch: usize,
+    pub(crate) client_id: ClientId,
+    pub(crate) last_issued: MutationId,
+    pub(crate) last_acknowledged: MutationId,
+    pub(crate) pending: VecDeque<Mutation>,
+    pub(crate) max_batch: usize,
+    // Pull side (see `replica.rs`).
+    /// The cursor of `confirmed`; `None` before the first pull.
+    pub(crate) cookie: Option<Cookie>,
+    /// The scope as the server last sent it: key → value.
+    pub(crate) confirmed: BTreeMap<String, serde_json::Value>,
+    /// The device's `last_mutation_id` in the pull that gave `confirmed`.
+    pub(crate) pulled_mutation_id: MutationId,
+    /// Acknowledged mutations whose effect `confirmed` does not show yet (ids
+    /// `pulled_mutation_id + 1 ..= last_acknowledged`); kept for the optimistic view.
+    pub(crate) awaiting_pull: VecDeque<Mutation>,
 }
 
 /// Why a server message was refused. The state is left unchanged.
@@ -53,6 +66,10 @@ impl ClientState {
             last_acknowledged: MutationId::NONE,
             pending: VecDeque::new(),
             max_batch: DEFAULT_MAX_BATCH,
+            cookie: None,
+            confirmed: BTreeMap::new(),
+            pulled_mutation_id: MutationId::NONE,
+            awaiting_pull: VecDeque::new(),
         }
     }
 
@@ -137,17 +154,25 @@ pub fn receive_message(
             if last_mutation_id <= state.last_acknowledged {
                 return Ok(0);
             }
-            let before = state.pending.len();
-            while state
-                .pending
-                .front()
-                .is_some_and(|m| m.id <= last_mutation_id)
-            {
-                state.pending.pop_front();
-            }
-            state.last_acknowledged = last_mutation_id;
-            Ok(before - state.pending.len())
+            Ok(state.acknowledge(last_mutation_id))
         }
+    }
+}
+
+impl ClientState {
+    /// Drops pending mutations up to `last` (which must not be beyond
+    /// `last_issued`); those not yet visible in a pull wait in `awaiting_pull`.
+    /// Returns how many left the queue.
+    pub(crate) fn acknowledge(&mut self, last: MutationId) -> usize {
+        let before = self.pending.len();
+        while self.pending.front().is_some_and(|m| m.id <= last) {
+            let m = self.pending.pop_front().expect("front exists");
+            if m.id > self.pulled_mutation_id {
+                self.awaiting_pull.push_back(m);
+            }
+        }
+        self.last_acknowledged = self.last_acknowledged.max(last);
+        before - self.pending.len()
     }
 }
 
@@ -159,6 +184,15 @@ struct StoredState {
     last_acknowledged: MutationId,
     pending: VecDeque<Mutation>,
     max_batch: usize,
+    // Absent in states stored before pull existed.
+    #[serde(default)]
+    cookie: Option<Cookie>,
+    #[serde(default)]
+    confirmed: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    pulled_mutation_id: Option<MutationId>,
+    #[serde(default)]
+    awaiting_pull: VecDeque<Mutation>,
 }
 
 impl TryFrom<StoredState> for ClientState {
@@ -179,12 +213,31 @@ impl TryFrom<StoredState> for ClientState {
                 s.last_issued
             ));
         }
+        let pulled = s.pulled_mutation_id.unwrap_or(s.last_acknowledged);
+        if pulled > s.last_acknowledged {
+            return Err(format!(
+                "pulled mutation {pulled} is beyond acknowledged {}",
+                s.last_acknowledged
+            ));
+        }
+        let awaiting = (pulled.0 + 1..=s.last_acknowledged.0).map(MutationId);
+        if !s.awaiting_pull.is_empty() && !s.awaiting_pull.iter().map(|m| m.id).eq(awaiting) {
+            return Err(format!(
+                "mutations awaiting a pull must run from {} to {}",
+                pulled.next(),
+                s.last_acknowledged
+            ));
+        }
         Ok(Self {
             client_id: s.client_id,
             last_issued: s.last_issued,
             last_acknowledged: s.last_acknowledged,
             pending: s.pending,
             max_batch: s.max_batch.max(1),
+            cookie: s.cookie,
+            confirmed: s.confirmed,
+            pulled_mutation_id: pulled,
+            awaiting_pull: s.awaiting_pull,
         })
     }
 }
@@ -349,5 +402,17 @@ mod tests {
         let mut ahead = stored;
         ahead["last_acknowledged"] = json!(5);
         assert!(serde_json::from_value::<ClientState>(ahead).is_err());
+
+        // Acknowledged, not yet pulled: kept for the optimistic view, checked too.
+        receive_message(&mut s, ack(2)).unwrap();
+        let stored = serde_json::to_value(&s).unwrap();
+        assert_eq!(stored["awaiting_pull"].as_array().unwrap().len(), 2);
+        assert!(serde_json::from_value::<ClientState>(stored.clone()).is_ok());
+        let mut gap = stored.clone();
+        gap["awaiting_pull"].as_array_mut().unwrap().remove(0);
+        assert!(serde_json::from_value::<ClientState>(gap).is_err());
+        let mut beyond = stored;
+        beyond["pulled_mutation_id"] = json!(3);
+        assert!(serde_json::from_value::<ClientState>(beyond).is_err());
     }
 }

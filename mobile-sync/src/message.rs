@@ -108,7 +108,7 @@ struct VersionProbe {
     schema_version: Option<u64>,
 }
 
-fn encode<T: Serialize>(message: &T) -> String {
+pub(crate) fn encode<T: Serialize>(message: &T) -> String {
     serde_json::to_string(&EnvelopeOut {
         schema_version: SCHEMA_VERSION,
         message,
@@ -116,7 +116,7 @@ fn encode<T: Serialize>(message: &T) -> String {
     .expect("sync messages always serialise")
 }
 
-fn decode<T: DeserializeOwned>(text: &str) -> Result<T, DecodeError> {
+pub(crate) fn decode<T: DeserializeOwned>(text: &str) -> Result<T, DecodeError> {
     let probe: VersionProbe = serde_json::from_str(text)?;
     match probe.schema_version {
         None => Err(DecodeError::MissingVersion),

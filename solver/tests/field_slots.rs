@@ -6,7 +6,8 @@ use despacho_solver::field::input::{
     BreakRule, Equipment, JobKind, Place, Shift, Technician, WindowInput,
 };
 use despacho_solver::field::slots::{
-    check_visit, request_job, search_slots, BookedVisit, Operation, SlotAnswer, SlotRequest,
+    check_visit, examined_days, request_job, search_slots, BookedVisit, Examined, Operation,
+    SlotAnswer, SlotRequest, NEAREST_PER_DAY,
 };
 use despacho_solver::field::travel::TravelOptions;
 use std::collections::BTreeMap;
@@ -307,4 +308,80 @@ fn booking_the_best_offer_again_and_again_never_overfills_a_day() {
             .collect();
         assert!(check_visit(&op, b, &others).is_ok(), "{}", b.job.id);
     }
+}
+
+/// The booking service reads only the bookings of the examined technician-days: the
+/// answer must be the same as with every booking, and at most NEAREST_PER_DAY
+/// technicians are examined a day, skilled ones only.
+#[test]
+fn the_bookings_of_the_examined_days_decide_the_answer() {
+    let mut rng = fastrand::Rng::with_seed(11);
+    let days = ["2026-12-01", "2026-12-02", "2026-12-03"];
+    // 20 technicians spread over the city, every fourth without the pppoe skill.
+    let technicians: Vec<Technician> = (0..20)
+        .map(|i| {
+            let home = place(-23.45 - 0.25 * rng.f64(), -46.50 - 0.3 * rng.f64());
+            let mut t = technician(&format!("t{i:02}"), home, &days, "17:00", i % 2 == 0);
+            if i % 4 == 3 {
+                t.skills.remove("pppoe");
+            }
+            t
+        })
+        .collect();
+    let op = operation(technicians);
+    let mut booked: Vec<BookedVisit> = Vec::new();
+    let mut compared = 0;
+    for round in 0..60 {
+        let at = place(-23.45 - 0.25 * rng.f64(), -46.50 - 0.3 * rng.f64());
+        let req = request(at, 30 + 15 * rng.u32(0..5), days[0], 3);
+        let Examined::Days(examined) = examined_days(&op, &req).unwrap() else {
+            panic!("every request is served");
+        };
+        for day in days {
+            let on_day: Vec<_> = examined.iter().filter(|d| d.date == date(day)).collect();
+            assert!(on_day.len() <= NEAREST_PER_DAY);
+            assert!(on_day.iter().all(|d| {
+                let n: usize = d.technician[1..].parse().unwrap();
+                n % 4 != 3
+            }));
+        }
+        let within: Vec<BookedVisit> = booked
+            .iter()
+            .filter(|b| {
+                examined
+                    .iter()
+                    .any(|d| d.technician == b.technician && d.date == b.date)
+            })
+            .cloned()
+            .collect();
+        let all = search_slots(&op, &booked, &req, 10).unwrap();
+        assert_eq!(
+            all,
+            search_slots(&op, &within, &req, 10).unwrap(),
+            "round {round}"
+        );
+        compared += usize::from(within.len() < booked.len());
+        // Book the best offer, so the days fill up.
+        if let Some(o) = slots(all).first() {
+            let job = request_job(
+                &req,
+                WindowInput {
+                    start: o.start,
+                    end: o.end,
+                },
+            );
+            let mut visit = BookedVisit {
+                job,
+                technician: o.technician.clone(),
+                date: o.date,
+            };
+            visit.job.id = format!("b{round}");
+            booked.push(visit);
+        }
+    }
+    assert!(booked.len() > 40, "{}", booked.len());
+    assert!(
+        compared > 10,
+        "the filter left out bookings only {compared} times"
+    );
 }

@@ -23,23 +23,24 @@ use super::booking_views::{
 use super::db::{now, on_tx, Db, Tx};
 use super::error::{ApiError, ErrorDetail, ErrorObject};
 use super::notify::templates::MessageKind;
+use super::operation_cache::{operation_in, OperationCache};
 use super::outbox;
-use super::settings::settings_in;
 use super::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, Days, FixedOffset, NaiveDate, TimeDelta, Utc};
-use despacho_solver::field::input::{JobInput, Technician, WindowInput};
+use chrono::{DateTime, FixedOffset, NaiveDate, TimeDelta, Utc};
+use despacho_solver::field::input::{JobInput, WindowInput};
 use despacho_solver::field::slots::{
-    check_visit, request_job, search_slots, BookedVisit, Operation, PlannedVisit, SlotAnswer,
-    SlotRequest,
+    check_visit, examined_days, request_job, search_slots, BookedVisit, Examined, Operation,
+    PlannedVisit, SlotAnswer, SlotRequest,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 
 /// How long a slot token may be booked after the search.
 pub const SLOT_TOKEN_MINUTES: i64 = 15;
@@ -87,23 +88,40 @@ async fn find_slots(state: &AppState, request: &SlotRequest) -> Result<SlotSearc
     let secret = secret(state).await?;
     let now = now();
     let mut tx = state.db.begin_read().await?;
-    let op = operation_in(&mut tx, None).await?;
-    let days = u64::from(request.days.clamp(1, 31)) - 1;
-    let last = request
-        .earliest_day
-        .checked_add_days(Days::new(days))
-        .unwrap_or(request.earliest_day);
-    let visits: Vec<BookedVisit> = active_visits(&mut tx, request.earliest_day, last, now)
-        .await?
-        .into_iter()
-        .map(|(_, v)| v)
-        .collect();
-    tx.rollback().await?;
-    let req = request.clone();
-    let answer =
-        tokio::task::spawn_blocking(move || search_slots(&op, &visits, &req, SEARCH_LIMIT))
+    let op = state.operation_cache.operation(&mut tx).await?;
+    // Which technician-days the search examines depends on the technicians alone:
+    // only those days' bookings are read (a tenth of a week's, with 100 technicians).
+    let examined = {
+        let (op, req) = (Arc::clone(&op), request.clone());
+        tokio::task::spawn_blocking(move || examined_days(&op, &req))
             .await
-            .map_err(|e| ApiError::Internal(format!("the slot search failed: {e}")))??;
+            .map_err(|e| ApiError::Internal(format!("the slot search failed: {e}")))??
+    };
+    let answer = match examined {
+        Examined::NotServed => SlotAnswer::NotServed,
+        Examined::NoSkilledTechnician => SlotAnswer::NoSkilledTechnician,
+        Examined::Days(days) => {
+            let mut technicians: Vec<String> = days.iter().map(|d| d.technician.clone()).collect();
+            technicians.sort();
+            technicians.dedup();
+            let (first, last) = days
+                .iter()
+                .fold((request.earliest_day, request.earliest_day), |(a, b), d| {
+                    (a.min(d.date), b.max(d.date))
+                });
+            let visits: Vec<BookedVisit> =
+                active_visits(&mut tx, first, last, Some(&technicians), now)
+                    .await?
+                    .into_iter()
+                    .map(|(_, v)| v)
+                    .collect();
+            tx.rollback().await?;
+            let req = request.clone();
+            tokio::task::spawn_blocking(move || search_slots(&op, &visits, &req, SEARCH_LIMIT))
+                .await
+                .map_err(|e| ApiError::Internal(format!("the slot search failed: {e}")))??
+        }
+    };
     let without = |status| SlotSearchAnswer {
         status,
         slots: None,
@@ -306,29 +324,6 @@ async fn stored_secret(db: &Db) -> Result<Vec<u8>, ApiError> {
     Ok(text.into_bytes())
 }
 
-/// The operation as seen by `tx`: technicians (all, or only `technician`), time zone,
-/// travel, repair reserve.
-async fn operation_in(tx: &mut Tx, technician: Option<&str>) -> Result<Operation, ApiError> {
-    let settings = settings_in(tx).await?;
-    let data: Vec<String> = on_tx!(tx, |conn| {
-        sqlx::query_scalar("SELECT data FROM technicians WHERE ($1 IS NULL OR id = $1) ORDER BY id")
-            .bind(technician)
-            .fetch_all(&mut *conn)
-            .await
-    })?;
-    let technicians = data
-        .iter()
-        .map(|d| serde_json::from_str::<Technician>(d))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ApiError::Internal(format!("a stored technician is not valid: {e}")))?;
-    Ok(Operation {
-        time_zone: settings.time_zone,
-        travel: settings.travel,
-        technicians,
-        repair_reserve: settings.repair_reserve,
-    })
-}
-
 // ---------------------------------------------------------------------------------------
 // Booking and holding
 
@@ -361,6 +356,8 @@ struct Attempt {
     customer_id: Option<String>,
     /// `Some(ttl)` for a hold.
     hold_seconds: Option<u32>,
+    /// The parsed technicians (checked against the catalog revision in the transaction).
+    operations: Arc<OperationCache>,
 }
 
 #[utoipa::path(post, path = "/v1/bookings", tag = "booking", security(("bearer" = [])),
@@ -472,6 +469,7 @@ async fn book(
         claim: claim.clone(),
         customer_id,
         hold_seconds,
+        operations: Arc::clone(&state.operation_cache),
     };
     let write = attempt.clone();
     let outcome = state
@@ -586,43 +584,44 @@ async fn book_in(tx: &mut Tx, a: &Attempt) -> Result<Stored, ApiError> {
             )]));
         }
     }
-    let op = operation_in(tx, Some(&claim.technician)).await?;
+    let op = a.operations.operation(tx).await?;
     let capacity = capacity_minutes(&op, &claim.technician, claim.date);
-    lock_day(tx, &claim.technician, claim.date, capacity).await?;
     let id = new_id::<8>("bkg")?;
     let job = visit_job(&claim, &id);
+    // A confirmed visit claims its minutes with the day's lock, in one statement; a
+    // hold claims none (it lapses without a write) but takes the lock all the same.
+    let minutes = if a.hold_seconds.is_none() {
+        job.duration_minutes
+    } else {
+        0
+    };
+    take_day(tx, &claim.technician, claim.date, capacity, minutes).await?;
     let day = fits(tx, &op, &claim, &job, None, now).await?;
     let (status, expires_at) = match a.hold_seconds {
         Some(ttl) => ("held", Some(now + TimeDelta::seconds(i64::from(ttl)))),
         None => ("confirmed", None),
     };
-    const INSERT: &str = "INSERT INTO bookings (id, token, customer_id, job, technician_id, \
-        date, window_start, window_end, duration_minutes, status, expires_at, created_at, \
-        updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)";
-    let token = new_id::<24>("bkt")?;
-    let job_json = serde_json::to_string(&job).expect("a job serialises");
-    on_tx!(tx, |conn| {
-        sqlx::query(INSERT)
-            .bind(&id)
-            .bind(&token)
-            .bind(&a.customer_id)
-            .bind(&job_json)
-            .bind(&claim.technician)
-            .bind(claim.date)
-            .bind(claim.start.with_timezone(&Utc))
-            .bind(claim.end.with_timezone(&Utc))
-            .bind(job.duration_minutes as i32)
-            .bind(status)
-            .bind(expires_at)
-            .bind(now)
-            .execute(&mut *conn)
-            .await
-            .map(|r| r.rows_affected())
-    })?;
-    day.store(tx, &id, now).await?;
-    if a.hold_seconds.is_none() {
-        claim_minutes(tx, &claim.technician, claim.date, job.duration_minutes).await?;
-    }
+    let planned = day.planned.last().copied();
+    let record = Row {
+        id: id.clone(),
+        token: new_id::<24>("bkt")?,
+        customer_id: a.customer_id.clone(),
+        job: serde_json::to_string(&job).expect("a job serialises"),
+        technician_id: claim.technician.clone(),
+        date: claim.date,
+        window_start: claim.start.with_timezone(&Utc),
+        window_end: claim.end.with_timezone(&Utc),
+        duration_minutes: i32::try_from(job.duration_minutes).unwrap_or(i32::MAX),
+        status: status.to_owned(),
+        expires_at,
+        created_at: now,
+        updated_at: now,
+        planned_start: planned.map(|p| p.start),
+        planned_end: planned.map(|p| p.end),
+    };
+    insert_row(tx, &record).await?;
+    day.store(tx, (&id, (record.planned_start, record.planned_end)), now)
+        .await?;
     let action = if a.hold_seconds.is_some() {
         "held"
     } else {
@@ -642,9 +641,6 @@ async fn book_in(tx: &mut Tx, a: &Attempt) -> Result<Stored, ApiError> {
     if a.hold_seconds.is_none() {
         outbox::booking_event(tx, &id, MessageKind::BookingConfirmed, None, now).await?;
     }
-    let record = load(tx, &id).await?.ok_or_else(|| {
-        ApiError::Internal(format!("booking `{id}` vanished in its own transaction"))
-    })?;
     let stored = Stored {
         status: 201,
         body: serde_json::to_string(&record.view(now)?).expect("a booking serialises"),
@@ -688,18 +684,22 @@ async fn claim_idempotency_key(
     a: &Attempt,
     now: DateTime<Utc>,
 ) -> Result<Option<Stored>, ApiError> {
+    // A row past its keeping time is replaced in the same statement: the key is new
+    // again (the hourly purge may not have run yet).
     const INSERT: &str = "INSERT INTO idempotency_keys (key, api_key_id, request_hash, status, \
         created_at) VALUES ($1, $2, $3, 'in_progress', $4) \
-        ON CONFLICT (api_key_id, key) DO NOTHING";
+        ON CONFLICT (api_key_id, key) DO UPDATE SET request_hash = excluded.request_hash, \
+        status = 'in_progress', response_status = NULL, response_body = NULL, \
+        created_at = excluded.created_at WHERE idempotency_keys.created_at < $5";
     const SELECT: &str = "SELECT request_hash, status, response_status, response_body \
         FROM idempotency_keys WHERE api_key_id = $1 AND key = $2";
-    expire_key(tx, a, now).await?;
     let inserted = on_tx!(tx, |conn| {
         sqlx::query(INSERT)
             .bind(&a.key)
             .bind(&a.api_key_id)
             .bind(&a.hash)
             .bind(now)
+            .bind(now - TimeDelta::days(IDEMPOTENCY_KEEP_DAYS))
             .execute(&mut *conn)
             .await
             .map(|r| r.rows_affected())
@@ -800,6 +800,46 @@ fn capacity_minutes(op: &Operation, technician: &str, date: NaiveDate) -> Option
     i32::try_from(minutes.max(0)).ok()
 }
 
+/// Takes the technician-day's lock (as [`lock_day`]) and, in the same statement, adds
+/// `minutes` to its booked minutes only while they stay within its capacity (0 for a
+/// hold). 409 `slot_unavailable` when the day is full. On PostgreSQL the day's row is
+/// locked even then (`ON CONFLICT DO UPDATE` locks the row it skips).
+async fn take_day(
+    tx: &mut Tx,
+    technician: &str,
+    date: NaiveDate,
+    capacity: Option<i32>,
+    minutes: u32,
+) -> Result<(), ApiError> {
+    const SQL: &str = "INSERT INTO technician_days (technician_id, date, version, \
+        capacity_minutes, booked_minutes) VALUES ($1, $2, 1, COALESCE($3, 1440), $4) \
+        ON CONFLICT (technician_id, date) DO UPDATE SET \
+        version = technician_days.version + 1, \
+        capacity_minutes = COALESCE($3, technician_days.capacity_minutes), \
+        booked_minutes = technician_days.booked_minutes + $4 \
+        WHERE technician_days.booked_minutes + $4 \
+            <= COALESCE($3, technician_days.capacity_minutes)";
+    let minutes = i32::try_from(minutes).unwrap_or(i32::MAX);
+    // A first visit longer than the whole day (the insert branch has no WHERE).
+    if minutes > capacity.unwrap_or(1440) {
+        return Err(slot_unavailable());
+    }
+    let changed = on_tx!(tx, |conn| {
+        sqlx::query(SQL)
+            .bind(technician)
+            .bind(date)
+            .bind(capacity)
+            .bind(minutes)
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected())
+    })?;
+    if changed == 0 {
+        return Err(slot_unavailable());
+    }
+    Ok(())
+}
+
 /// Adds a confirmed visit's minutes to its technician-day, only while they stay
 /// within its capacity (the database's own rule; the feasibility check normally
 /// refuses first). Call with the day locked.
@@ -873,30 +913,41 @@ struct DayPlan {
     others: Vec<(String, StoredTimes)>,
     /// One per visit of `others`, then the new or moved visit.
     planned: Vec<PlannedVisit>,
+    /// Whether a lapsed hold of the day still holds planned times (they are freed).
+    lapsed_with_times: bool,
 }
 
 impl DayPlan {
     /// Writes the planned times of the day, the new or moved visit being `id`: lapsed
     /// holds and cancelled visits of the day lose theirs; unchanged rows are left.
-    async fn store(&self, tx: &mut Tx, id: &str, now: DateTime<Utc>) -> Result<(), ApiError> {
+    /// `moved` is the new or moved visit with the planned times its row holds now.
+    async fn store(
+        &self,
+        tx: &mut Tx,
+        moved: (&str, StoredTimes),
+        now: DateTime<Utc>,
+    ) -> Result<(), ApiError> {
         const FREE: &str = "UPDATE bookings SET planned_start = NULL, planned_end = NULL \
             WHERE technician_id = $1 AND date = $2 AND planned_start IS NOT NULL \
             AND status <> 'confirmed' AND (status <> 'held' OR expires_at <= $3)";
         const SET: &str = "UPDATE bookings SET planned_start = $1, planned_end = $2 WHERE id = $3";
-        on_tx!(tx, |conn| {
-            sqlx::query(FREE)
-                .bind(&self.technician)
-                .bind(self.date)
-                .bind(now)
-                .execute(&mut *conn)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
+        if self.lapsed_with_times {
+            on_tx!(tx, |conn| {
+                sqlx::query(FREE)
+                    .bind(&self.technician)
+                    .bind(self.date)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await
+                    .map(|r| r.rows_affected())
+            })?;
+        }
+        let (id, (start, end)) = moved;
         let rows = self
             .others
             .iter()
             .map(|(i, (s, e))| (i.as_str(), *s, *e))
-            .chain(std::iter::once((id, None, None)));
+            .chain(std::iter::once((id, start, end)));
         for ((row, start, end), p) in rows.zip(&self.planned) {
             if start == Some(p.start) && end == Some(p.end) {
                 continue;
@@ -926,15 +977,10 @@ async fn fits(
     except: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<DayPlan, ApiError> {
-    let rows = active_rows(
-        tx,
-        claim.date,
-        claim.date,
-        Some(&claim.technician),
-        except,
-        now,
-    )
-    .await?;
+    let (rows, lapsed): (Vec<Row>, Vec<Row>) = day_rows(tx, &claim.technician, claim.date, except)
+        .await?
+        .into_iter()
+        .partition(|r| r.is_active(now));
     let others = rows.iter().map(Row::visit).collect::<Result<Vec<_>, _>>()?;
     let visit = BookedVisit {
         job: job.clone(),
@@ -950,6 +996,7 @@ async fn fits(
             .map(|r| (r.id, (r.planned_start, r.planned_end)))
             .collect(),
         planned,
+        lapsed_with_times: lapsed.iter().any(|r| r.planned_start.is_some()),
     })
 }
 
@@ -1147,7 +1194,7 @@ async fn reschedule_in(
             .await
             .map(|r| r.rows_affected())
     })?;
-    day.store(tx, id, now).await?;
+    day.store(tx, (id, (None, None)), now).await?;
     if row.status == "confirmed" {
         release_minutes(tx, &row.technician_id, row.date, row.duration_minutes).await?;
         claim_minutes(tx, &claim.technician, claim.date, row.minutes()).await?;
@@ -1404,6 +1451,36 @@ impl Row {
     }
 }
 
+/// Inserts a new booking's row as it is.
+async fn insert_row(tx: &mut Tx, r: &Row) -> Result<(), ApiError> {
+    let sql = format!(
+        "INSERT INTO bookings ({COLUMNS}) VALUES \
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+    );
+    on_tx!(tx, |conn| {
+        sqlx::query(&sql)
+            .bind(&r.id)
+            .bind(&r.token)
+            .bind(&r.customer_id)
+            .bind(&r.job)
+            .bind(&r.technician_id)
+            .bind(r.date)
+            .bind(r.window_start)
+            .bind(r.window_end)
+            .bind(r.duration_minutes)
+            .bind(&r.status)
+            .bind(r.expires_at)
+            .bind(r.created_at)
+            .bind(r.updated_at)
+            .bind(r.planned_start)
+            .bind(r.planned_end)
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
 async fn load(tx: &mut Tx, id: &str) -> Result<Option<Row>, ApiError> {
     let sql = format!("SELECT {COLUMNS} FROM bookings WHERE id = $1");
     Ok(on_tx!(tx, |conn| {
@@ -1421,19 +1498,30 @@ pub(super) async fn active_visits(
     tx: &mut Tx,
     from: NaiveDate,
     to: NaiveDate,
+    technicians: Option<&[String]>,
     now: DateTime<Utc>,
 ) -> Result<Vec<(String, BookedVisit)>, ApiError> {
-    const SQL: &str = "SELECT id, job, technician_id, date FROM bookings \
-        WHERE date >= $1 AND date <= $2 \
-        AND (status = 'confirmed' OR (status = 'held' AND expires_at > $3)) \
-        ORDER BY technician_id, date, planned_start, id";
+    // `technician_id IN ($4, $5, …)`: one placeholder per technician (neither backend
+    // binds a list the same way).
+    let only = technicians.map_or(String::new(), |ids| {
+        let marks: Vec<String> = (0..ids.len()).map(|k| format!("${}", k + 4)).collect();
+        format!("AND technician_id IN ({}) ", marks.join(", "))
+    });
+    let sql = format!(
+        "SELECT id, job, technician_id, date FROM bookings \
+         WHERE date >= $1 AND date <= $2 {only}\
+         AND (status = 'confirmed' OR (status = 'held' AND expires_at > $3)) \
+         ORDER BY technician_id, date, planned_start, id"
+    );
+    if technicians.is_some_and(|ids| ids.is_empty()) {
+        return Ok(Vec::new());
+    }
     let rows: Vec<(String, String, String, NaiveDate)> = on_tx!(tx, |conn| {
-        sqlx::query_as(SQL)
-            .bind(from)
-            .bind(to)
-            .bind(now)
-            .fetch_all(&mut *conn)
-            .await
+        let mut query = sqlx::query_as(&sql).bind(from).bind(to).bind(now);
+        for id in technicians.unwrap_or_default() {
+            query = query.bind(id);
+        }
+        query.fetch_all(&mut *conn).await
     })?;
     rows.into_iter()
         .map(|(id, job, technician, date)| {
@@ -1450,33 +1538,27 @@ pub(super) async fn active_visits(
         .collect()
 }
 
-/// Bookings of `from..=to` that count against capacity at `now` (confirmed, and holds
-/// not expired), of one technician when given, without booking `except`; each
-/// technician-day's in planned order.
-async fn active_rows(
+/// The held and confirmed bookings of a technician-day (lapsed holds included: the
+/// caller tells them apart), without booking `except`, in planned order.
+async fn day_rows(
     tx: &mut Tx,
-    from: NaiveDate,
-    to: NaiveDate,
-    technician: Option<&str>,
+    technician: &str,
+    date: NaiveDate,
     except: Option<&str>,
-    now: DateTime<Utc>,
 ) -> Result<Vec<Row>, ApiError> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM bookings WHERE date >= $1 AND date <= $2 \
-         AND status IN ('held', 'confirmed') \
-         AND ($3 IS NULL OR technician_id = $3) AND ($4 IS NULL OR id <> $4) \
-         ORDER BY technician_id, date, planned_start, id"
+        "SELECT {COLUMNS} FROM bookings WHERE technician_id = $1 AND date = $2 \
+         AND status IN ('held', 'confirmed') AND ($3 IS NULL OR id <> $3) \
+         ORDER BY planned_start, id"
     );
-    let rows: Vec<Row> = on_tx!(tx, |conn| {
+    Ok(on_tx!(tx, |conn| {
         sqlx::query_as(&sql)
-            .bind(from)
-            .bind(to)
             .bind(technician)
+            .bind(date)
             .bind(except)
             .fetch_all(&mut *conn)
             .await
-    })?;
-    Ok(rows.into_iter().filter(|r| r.is_active(now)).collect())
+    })?)
 }
 
 #[cfg(test)]

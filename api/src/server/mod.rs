@@ -42,6 +42,7 @@ pub mod import;
 pub mod jobs;
 pub mod notify;
 pub mod openapi;
+pub mod operation_cache;
 pub mod outbox;
 pub mod pagination;
 pub mod plans;

@@ -109,7 +109,7 @@ pub async fn day_problem(state: &AppState, date: NaiveDate) -> Result<ProblemInp
             .fetch_all(&mut *conn)
             .await
     })?;
-    let bookings = active_visits(&mut tx, date, date, now()).await?;
+    let bookings = active_visits(&mut tx, date, date, None, now()).await?;
     tx.rollback().await?;
     let stored = |what: &str, e: serde_json::Error| {
         ApiError::Internal(format!("a stored {what} is not valid: {e}"))

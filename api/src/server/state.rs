@@ -11,6 +11,8 @@ pub struct AppState {
     pub docs: Arc<Docs>,
     /// The slot-token secret, read from `settings` at first use.
     pub booking_secret: Arc<tokio::sync::OnceCell<Vec<u8>>>,
+    /// Settings and technicians as slot searches read them, parsed once per change.
+    pub operation_cache: Arc<super::operation_cache::OperationCache>,
 }
 
 /// The API's description, rendered once.
@@ -30,6 +32,7 @@ impl AppState {
             db,
             docs: Arc::new(Docs { openapi_json, html }),
             booking_secret: Arc::default(),
+            operation_cache: Arc::default(),
         }
     }
 }

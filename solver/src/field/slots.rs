@@ -92,23 +92,110 @@ pub enum SlotAnswer {
 
 /// At most this many technicians per day are examined, the nearest to the place
 /// first (a far technician would grade poorly anyway).
-const NEAREST_PER_DAY: usize = 12;
+pub const NEAREST_PER_DAY: usize = 12;
 
-/// The slots a request can be offered, best first (at most `limit`).
+/// One technician-day a search examines.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExaminedDay {
+    pub technician: String,
+    pub date: NaiveDate,
+    /// Index of the technician in the operation, and of the shift in the technician's.
+    technician_index: usize,
+    shift: usize,
+    /// Days after the request's earliest day.
+    offset: u32,
+}
+
+/// Which technician-days a request is checked against, before any booking is read.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Examined {
+    /// Per day, the nearest skilled technicians whose territory holds the place
+    /// (at most [`NEAREST_PER_DAY`]), nearest first.
+    Days(Vec<ExaminedDay>),
+    NotServed,
+    NoSkilledTechnician,
+}
+
+/// The technician-days [`search_slots`] examines for `req`. They depend on the
+/// technicians alone (skills, territories, shifts), never on the bookings: a caller
+/// with many bookings reads those of these days only, and the search gives the same
+/// answer as with all of them.
+pub fn examined_days(op: &Operation, req: &SlotRequest) -> Result<Examined, ValidationErrors> {
+    validate_request(req)?;
+    let tz = time_zone(op)?;
+    let mut days = Vec::new();
+    let (mut skilled_somewhere, mut in_territory_somewhere) = (false, false);
+    for offset in 0..req.days {
+        let date = req.earliest_day + TimeDelta::days(offset as i64);
+        // Technicians working that day, nearest first.
+        let mut working: Vec<(f64, usize, usize)> = op
+            .technicians
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| {
+                let shift = t.shifts.iter().position(|s| s.date == date)?;
+                let place = t.shifts[shift].start_place.as_ref().unwrap_or(&t.home);
+                Some((rough_km(place, &req.place), i, shift))
+            })
+            .collect();
+        working.sort_by(|a, b| {
+            a.0.total_cmp(&b.0)
+                .then_with(|| op.technicians[a.1].id.cmp(&op.technicians[b.1].id))
+        });
+        let mut examined = 0;
+        for (_, i, shift) in working {
+            if examined >= NEAREST_PER_DAY {
+                break;
+            }
+            let tech = &op.technicians[i];
+            // The candidate alone on an empty day: skills and territory do not depend
+            // on what else the day holds.
+            let candidate = request_job(req, whole_day(tz, &tech.shifts[shift]));
+            let empty = DayProblem::build(op, tech, shift, &[], candidate)?;
+            match empty.compiled.job_blockers[empty.candidate] {
+                Some(Blocker::NoSkilledTechnician) => continue,
+                Some(Blocker::OutsideTerritory) => {
+                    skilled_somewhere = true;
+                    continue;
+                }
+                _ => {
+                    skilled_somewhere = true;
+                    in_territory_somewhere = true;
+                    examined += 1;
+                    days.push(ExaminedDay {
+                        technician: tech.id.clone(),
+                        date,
+                        technician_index: i,
+                        shift,
+                        offset,
+                    });
+                }
+            }
+        }
+    }
+    Ok(if !skilled_somewhere {
+        Examined::NoSkilledTechnician
+    } else if !in_territory_somewhere {
+        Examined::NotServed
+    } else {
+        Examined::Days(days)
+    })
+}
+
+/// The slots a request can be offered, best first (at most `limit`). Only the
+/// bookings of the [`examined_days`] matter; others are ignored.
 pub fn search_slots(
     op: &Operation,
     bookings: &[BookedVisit],
     req: &SlotRequest,
     limit: usize,
 ) -> Result<SlotAnswer, ValidationErrors> {
-    validate_request(req)?;
-    let tz: chrono_tz::Tz = op.time_zone.parse().map_err(|_| {
-        ValidationErrors(vec![ValidationError::new(
-            "$.time_zone",
-            "unknown_time_zone",
-            format!("unknown time zone {:?}", op.time_zone),
-        )])
-    })?;
+    let days = match examined_days(op, req)? {
+        Examined::Days(days) => days,
+        Examined::NotServed => return Ok(SlotAnswer::NotServed),
+        Examined::NoSkilledTechnician => return Ok(SlotAnswer::NoSkilledTechnician),
+    };
+    let tz = time_zone(op)?;
     let mut by_day: HashMap<(&str, NaiveDate), Vec<&BookedVisit>> = HashMap::new();
     for b in bookings {
         by_day
@@ -117,55 +204,13 @@ pub fn search_slots(
             .push(b);
     }
     let mut offers = Vec::new();
-    let (mut skilled_somewhere, mut in_territory_somewhere) = (false, false);
-    for offset in 0..req.days {
-        let date = req.earliest_day + TimeDelta::days(offset as i64);
-        // Technicians working that day, nearest first.
-        let mut working: Vec<(f64, &Technician, usize)> = op
-            .technicians
-            .iter()
-            .filter_map(|t| {
-                let shift = t.shifts.iter().position(|s| s.date == date)?;
-                let place = t.shifts[shift].start_place.as_ref().unwrap_or(&t.home);
-                Some((rough_km(place, &req.place), t, shift))
-            })
-            .collect();
-        working.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
-        let mut examined = 0;
-        for (_, tech, shift) in working {
-            if examined >= NEAREST_PER_DAY {
-                break;
-            }
-            let day = by_day
-                .get(&(tech.id.as_str(), date))
-                .map(Vec::as_slice)
-                .unwrap_or(&[]);
-            let outcome = day_slots(op, tz, tech, shift, day, req, offset)?;
-            match outcome {
-                DayOutcome::Blocked(Blocker::NoSkilledTechnician) => continue,
-                DayOutcome::Blocked(Blocker::OutsideTerritory) => {
-                    skilled_somewhere = true;
-                    continue;
-                }
-                DayOutcome::Blocked(_) => {
-                    skilled_somewhere = true;
-                    in_territory_somewhere = true;
-                    examined += 1;
-                }
-                DayOutcome::Offers(mut found) => {
-                    skilled_somewhere = true;
-                    in_territory_somewhere = true;
-                    examined += 1;
-                    offers.append(&mut found);
-                }
-            }
-        }
-    }
-    if !skilled_somewhere {
-        return Ok(SlotAnswer::NoSkilledTechnician);
-    }
-    if !in_territory_somewhere {
-        return Ok(SlotAnswer::NotServed);
+    for d in &days {
+        let tech = &op.technicians[d.technician_index];
+        let day = by_day
+            .get(&(tech.id.as_str(), d.date))
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        offers.append(&mut day_slots(op, tz, tech, d.shift, day, req, d.offset)?);
     }
     // One offer per window (the best technician for it), best first.
     offers.sort_by(|a, b| {
@@ -178,6 +223,27 @@ pub fn search_slots(
     offers.retain(|o| seen.insert((o.start, o.end)));
     offers.truncate(limit);
     Ok(SlotAnswer::Slots(offers))
+}
+
+fn time_zone(op: &Operation) -> Result<chrono_tz::Tz, ValidationErrors> {
+    op.time_zone.parse().map_err(|_| {
+        ValidationErrors(vec![ValidationError::new(
+            "$.time_zone",
+            "unknown_time_zone",
+            format!("unknown time zone {:?}", op.time_zone),
+        )])
+    })
+}
+
+/// A shift's whole span as a window, in the operation's time zone.
+fn whole_day(tz: chrono_tz::Tz, s: &super::input::Shift) -> WindowInput {
+    let local = |t: chrono::NaiveTime| {
+        super::compile::local_instant(tz, s.date.and_time(t)).with_timezone(&tz)
+    };
+    WindowInput {
+        start: local(s.start).fixed_offset(),
+        end: local(s.end).fixed_offset(),
+    }
 }
 
 /// When a booked visit is planned on its technician-day: on site from `start` to `end`.
@@ -239,11 +305,6 @@ pub enum VisitRefusal {
     Blocked(Blocker),
     /// Adding it would break a window, the shift, the break or the van.
     DoesNotFit,
-}
-
-enum DayOutcome {
-    Blocked(Blocker),
-    Offers(Vec<SlotOffer>),
 }
 
 /// One technician-day as a tiny problem: its booked visits plus the candidate.
@@ -413,32 +474,29 @@ fn day_slots(
     day: &[&BookedVisit],
     req: &SlotRequest,
     day_offset: u32,
-) -> Result<DayOutcome, ValidationErrors> {
-    let s = &tech.shifts[shift];
-    let date = s.date;
-    let local = |t: chrono::NaiveTime| {
-        super::compile::local_instant(tz, date.and_time(t)).with_timezone(&tz)
-    };
-    let (shift_start, shift_end) = (local(s.start), local(s.end));
+) -> Result<Vec<SlotOffer>, ValidationErrors> {
+    let date = tech.shifts[shift].date;
+    let whole_day = whole_day(tz, &tech.shifts[shift]);
+    let (shift_start, shift_end) = (
+        whole_day.start.with_timezone(&tz),
+        whole_day.end.with_timezone(&tz),
+    );
     // Capacity kept for repairs: other visits may not fill the day beyond the reserve.
     if req.kind != JobKind::Repair {
         let booked: u32 = day.iter().map(|b| b.job.duration_minutes).sum();
         let shift_minutes = (shift_end - shift_start).num_minutes().max(0) as f64;
         if (booked + req.duration_minutes) as f64 > (1.0 - op.repair_reserve) * shift_minutes {
-            return Ok(DayOutcome::Offers(Vec::new()));
+            return Ok(Vec::new());
         }
     }
-    let whole_day = WindowInput {
-        start: shift_start.fixed_offset(),
-        end: shift_end.fixed_offset(),
-    };
     let candidate = request_job(req, whole_day);
     let day_problem = DayProblem::build(op, tech, shift, day, candidate)?;
-    if let Some(b) = day_problem.compiled.job_blockers[day_problem.candidate] {
-        return Ok(DayOutcome::Blocked(b));
+    // Blocked (by skills, territory, the van): nothing to offer on this day.
+    if day_problem.compiled.job_blockers[day_problem.candidate].is_some() {
+        return Ok(Vec::new());
     }
     let Some(base) = day_problem.order() else {
-        return Ok(DayOutcome::Offers(Vec::new()));
+        return Ok(Vec::new());
     };
     let c = &day_problem.compiled;
     let before_duration = day_problem.duration_of(&base);
@@ -475,7 +533,7 @@ fn day_slots(
         }
         start += TimeDelta::hours(1);
     }
-    Ok(DayOutcome::Offers(offers))
+    Ok(offers)
 }
 
 /// The job a request would become, with the given window.
