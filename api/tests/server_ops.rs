@@ -33,7 +33,7 @@ async fn probes_answer(s: TestServer) {
     assert_eq!(r.json["status"], "unavailable");
 }
 
-const ENDPOINTS: [(&str, &str); 33] = [
+const ENDPOINTS: [(&str, &str); 37] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("post", "/v1/api-keys"),
@@ -49,6 +49,7 @@ const ENDPOINTS: [(&str, &str); 33] = [
     ("post", "/v1/customers"),
     ("get", "/v1/customers"),
     ("get", "/v1/customers/{id}"),
+    ("patch", "/v1/customers/{id}"),
     ("post", "/v1/jobs"),
     ("get", "/v1/jobs"),
     ("get", "/v1/jobs/{id}"),
@@ -67,6 +68,9 @@ const ENDPOINTS: [(&str, &str); 33] = [
     ("get", "/v1/webhook-endpoints"),
     ("delete", "/v1/webhook-endpoints/{id}"),
     ("get", "/v1/outbox"),
+    ("post", "/v1/chat/inbound"),
+    ("get", "/v1/dispatcher-queue"),
+    ("get", "/v1/bookings/at-risk"),
 ];
 
 fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {

@@ -4,7 +4,9 @@
 //! reminders need, nothing more.
 //!
 //! The chat bot registers the people it talks to (`POST`) and reads them back by id;
-//! dispatchers and admins also list them.
+//! dispatchers and admins also list them. `PATCH /v1/customers/{id}` changes the e-mail
+//! address and the message preferences (language, preferred channel, opt-outs) later:
+//! what a customer asks for in the chat.
 
 use super::auth::{new_id, roles, Auth};
 use super::body::{Body, Query};
@@ -24,7 +26,7 @@ use utoipa::ToSchema;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/customers", get(list).post(create))
-        .route("/v1/customers/{id}", get(read))
+        .route("/v1/customers/{id}", get(read).patch(update_preferences))
 }
 
 /// A customer to register.
@@ -296,7 +298,8 @@ fn normalise_phone(phone: &str) -> Option<String> {
 }
 
 fn valid_email(email: &str) -> bool {
-    email.len() <= 254
+    super::notify::email::valid_address(email)
+        && email.len() <= 254
         && !email.chars().any(char::is_whitespace)
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty() && domain.contains('.') && !domain.contains('@')
@@ -375,6 +378,114 @@ pub async fn read(
     Path(id): Path<String>,
 ) -> Result<Json<Customer>, ApiError> {
     auth.require(roles::STAFF_AND_CHATBOT)?;
+    state
+        .db
+        .customer(&id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("customer", id))
+}
+
+// ---------------------------------------------------------------------------------------
+// Preferences
+
+/// Changes to a customer's e-mail address and message preferences: an absent field is
+/// left as it is, `null` clears it.
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerPreferences {
+    /// The e-mail address (needed for the e-mail channel).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub email: Option<Option<String>>,
+    /// `en`, `es`, `pt-BR`, `pt-PT` or `fr`; `null`: the operation's default.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub language: Option<Option<String>>,
+    /// `webhook` or `email`; `null`: webhook.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub preferred_channel: Option<Option<String>>,
+    /// Replaces the channels opted out of; `null` or `[]`: none.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub opt_out: Option<Option<Vec<String>>>,
+}
+
+/// A field that is present (`null` included) deserialises to `Some`.
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+#[utoipa::path(patch, path = "/v1/customers/{id}", tag = "customers", security(("bearer" = [])),
+    description = "Changes a customer's e-mail address and message preferences (language, preferred channel, opt-outs); absent fields stay, null clears. Roles: admin, dispatcher, chatbot.",
+    params(("id" = String, Path)),
+    request_body = CustomerPreferences,
+    responses((status = 200, body = Customer),
+        (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody),
+        (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
+        (status = 422, body = super::error::ErrorBody)))]
+pub async fn update_preferences(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Json<Customer>, ApiError> {
+    auth.require(roles::STAFF_AND_CHATBOT)?;
+    let patch: CustomerPreferences = body.json_object()?;
+    // The same checks as a registration, on a stand-in with the patched fields.
+    let checked = NewCustomer {
+        id: None,
+        name: "stand-in".to_owned(),
+        phone: None,
+        email: patch.email.clone().flatten(),
+        lat: 0.0,
+        lon: 0.0,
+        address: None,
+        time_zone: None,
+        language: patch.language.clone().flatten(),
+        preferred_channel: patch.preferred_channel.clone().flatten(),
+        opt_out: patch.opt_out.clone().flatten(),
+    }
+    .parse(super::db::now())?;
+    const SQL: &str = "UPDATE customers SET \
+        email = CASE WHEN $1 THEN $2 ELSE email END, \
+        language = CASE WHEN $3 THEN $4 ELSE language END, \
+        preferred_channel = CASE WHEN $5 THEN $6 ELSE preferred_channel END, \
+        opt_out = CASE WHEN $7 THEN $8 ELSE opt_out END \
+        WHERE id = $9";
+    let target = id.clone();
+    let changed = state
+        .db
+        .write(move |tx| {
+            let (c, p, id) = (checked.clone(), patch.clone(), target.clone());
+            Box::pin(async move {
+                Ok(on_tx!(tx, |conn| {
+                    sqlx::query(SQL)
+                        .bind(p.email.is_some())
+                        .bind(&c.email)
+                        .bind(p.language.is_some())
+                        .bind(&c.language)
+                        .bind(p.preferred_channel.is_some())
+                        .bind(&c.preferred_channel)
+                        .bind(p.opt_out.is_some())
+                        .bind(c.opt_out.stored())
+                        .bind(&id)
+                        .execute(&mut *conn)
+                        .await
+                        .map(|r| r.rows_affected())
+                })?)
+            })
+        })
+        .await?;
+    if changed == 0 {
+        return Err(ApiError::not_found("customer", id));
+    }
+    tracing::info!(customer = %id, by = %auth.key_id, "customer preferences changed");
     state
         .db
         .customer(&id)

@@ -51,6 +51,10 @@ pub enum ApiError {
     /// 401 `unauthorized`: no `Authorization: Bearer` key, or an unknown or revoked one.
     #[error("a valid API key is required: send `Authorization: Bearer <key>`")]
     Unauthorized,
+    /// 401 `invalid_signature`: a signed request (the chat platform's) whose signature
+    /// or timestamp does not hold; the message says which.
+    #[error("{0}")]
+    BadSignature(String),
     /// 403 `forbidden`: the key is valid but its role may not do this.
     #[error("the {role} role may not do this (allowed: {})", list_roles(allowed))]
     Forbidden {
@@ -156,6 +160,7 @@ impl ApiError {
     pub fn status(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::BadSignature(_) => (StatusCode::UNAUTHORIZED, "invalid_signature"),
             ApiError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound { .. } | ApiError::NoRoute(_) => {
                 (StatusCode::NOT_FOUND, "not_found")
@@ -253,7 +258,7 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, axum::Json(body)).into_response();
-        if status == StatusCode::UNAUTHORIZED {
+        if status == StatusCode::UNAUTHORIZED && !matches!(self, ApiError::BadSignature(_)) {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -14,7 +14,8 @@
 //! | [`validation`] | the solver's validation applied to single records |
 //! | [`health`], [`openapi`] | `/healthz`, `/readyz`, `/openapi.json`, `/docs` |
 //! | [`demo`] | `--demo`: a generated São Paulo operation and one key per role |
-//! | [`outbox`], [`worker`], [`notify`], [`webhook_endpoints`] | customer messages: the transactional outbox, its worker, templates and signed webhooks (docs/messages.md) |
+//! | [`outbox`], [`worker`], [`notify`], [`webhook_endpoints`] | customer messages: the transactional outbox, its worker, templates, signed webhooks and e-mail (docs/messages.md) |
+//! | [`inbound`], [`dispatcher_queue`] | customers' chat replies (confirm, reschedule, cancel, survey, free text), no-show risks and the dispatchers' queue |
 //!
 //! Tests drive the service in-process: [`build_app`] returns the [`Router`] and its
 //! [`AppState`]; [`serve`] is the command (logging, listener, graceful shutdown).
@@ -36,9 +37,11 @@ pub mod bookings;
 pub mod customers;
 pub mod db;
 pub mod demo;
+pub mod dispatcher_queue;
 pub mod error;
 pub mod health;
 pub mod import;
+pub mod inbound;
 pub mod jobs;
 pub mod notify;
 pub mod openapi;
@@ -85,6 +88,8 @@ pub struct ServeArgs {
     /// elsewhere instead).
     #[arg(long)]
     pub no_worker: bool,
+    #[command(flatten)]
+    pub smtp: notify::email::SmtpArgs,
 }
 
 /// How to build the service.
@@ -129,6 +134,8 @@ pub enum ServeError {
     AdminKey(#[source] ApiError),
     #[error("cannot load the demo data: {}", public(.0))]
     Demo(#[source] ApiError),
+    #[error("the SMTP settings are not valid: {0}")]
+    Smtp(String),
     #[error("the message templates are not valid: {0}")]
     Templates(#[source] notify::templates::TemplateError),
     #[error("cannot listen on {addr}")]
@@ -200,6 +207,8 @@ pub fn app(state: AppState) -> Router {
         .merge(plans::router())
         .merge(outbox::router())
         .merge(webhook_endpoints::router())
+        .merge(inbound::router())
+        .merge(dispatcher_queue::router())
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
@@ -250,6 +259,7 @@ pub fn init_logging() {
 /// flight and closes the database.
 pub async fn serve(args: ServeArgs, out: &mut impl Write) -> Result<(), ServeError> {
     init_logging();
+    let smtp = args.smtp.config().map_err(ServeError::Smtp)?;
     let mut config = Config::new(args.database_url.clone());
     config.demo = args.demo;
     config.admin_key = std::env::var("DESPACHO_ADMIN_KEY")
@@ -273,6 +283,7 @@ pub async fn serve(args: ServeArgs, out: &mut impl Write) -> Result<(), ServeErr
     } else {
         let config = worker::WorkerConfig {
             name: format!("serve-{}", std::process::id()),
+            smtp,
             ..worker::WorkerConfig::default()
         };
         let w = worker::Worker::new(app.state.db.clone(), config).map_err(ServeError::Templates)?;

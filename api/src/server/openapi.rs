@@ -14,8 +14,8 @@
 
 use super::state::AppState;
 use super::{
-    api_keys, booking_views, bookings, customers, error, health, import, jobs, outbox, plans,
-    settings, technicians, webhook_endpoints,
+    api_keys, booking_views, bookings, customers, dispatcher_queue, error, health, import, inbound,
+    jobs, outbox, plans, settings, technicians, webhook_endpoints,
 };
 use axum::extract::State;
 use axum::http::header;
@@ -109,7 +109,7 @@ impl Modify for BearerAuth {
         api_keys::create, api_keys::list, api_keys::revoke,
         settings::read, settings::replace,
         technicians::create, technicians::list, technicians::read, technicians::replace, technicians::remove,
-        customers::create, customers::list, customers::read,
+        customers::create, customers::list, customers::read, customers::update_preferences,
         jobs::create, jobs::list, jobs::read,
         import::import_technicians, import::import_jobs,
         bookings::search, bookings::create_booking, bookings::create_hold, bookings::confirm_hold,
@@ -117,6 +117,7 @@ impl Modify for BearerAuth {
         plans::solve,
         webhook_endpoints::create, webhook_endpoints::list, webhook_endpoints::remove,
         outbox::list,
+        inbound::receive, dispatcher_queue::list, dispatcher_queue::at_risk,
     ),
     components(schemas(error::ErrorBody, error::ErrorObject, error::ErrorDetail,
         booking_views::Booking, booking_views::Refusal, booking_views::SlotSearchAnswer)),
@@ -130,7 +131,8 @@ impl Modify for BearerAuth {
             with an `Idempotency-Key` (same key and body: the first answer again, for 7 days; another body: 422)"),
         (name = "plans", description = "Re-optimising a day; booked visits keep their windows"),
         (name = "messages", description = "Customer messages: the outbox (delivered at least once, \
-            each with a stable event id) and the signed webhook endpoints of the chat platform"),
+            each with a stable event id), the signed webhook endpoints of the chat platform, customers' \
+            signed chat replies and the dispatchers' queue"),
     )
 )]
 struct ApiDoc;

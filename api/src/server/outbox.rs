@@ -151,6 +151,10 @@ struct BookingRow {
     window_start: DateTime<Utc>,
     window_end: DateTime<Utc>,
     duration_minutes: i32,
+    /// The customer's preferred channel (NULL: none, or no customer).
+    preferred_channel: Option<String>,
+    /// How many times the booking was rescheduled.
+    reschedules: i64,
 }
 
 /// Writes the messages of a change of booking `booking_id` into `tx`, the change's own
@@ -164,10 +168,15 @@ pub async fn booking_event(
     previous: Option<(DateTime<Utc>, DateTime<Utc>)>,
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
+    // The booking, its customer's channel and its reschedule count in one statement:
+    // this runs inside every booking's write transaction.
     let row: Option<BookingRow> = on_tx!(tx, |conn| {
         sqlx::query_as(
-            "SELECT id, token, customer_id, job, date, window_start, window_end, \
-             duration_minutes FROM bookings WHERE id = $1",
+            "SELECT b.id, b.token, b.customer_id, b.job, b.date, b.window_start, \
+             b.window_end, b.duration_minutes, c.preferred_channel, \
+             (SELECT COUNT(*) FROM booking_history h \
+              WHERE h.booking_id = b.id AND h.action = 'rescheduled') AS reschedules \
+             FROM bookings b LEFT JOIN customers c ON c.id = b.customer_id WHERE b.id = $1",
         )
         .bind(booking_id)
         .fetch_optional(&mut *conn)
@@ -178,29 +187,20 @@ pub async fn booking_event(
     let Some(customer_id) = row.customer_id.clone() else {
         return Ok(());
     };
-    // A reschedule or a cancellation makes the reminders of the old window wrong.
-    supersede_reminders(tx, booking_id, kind.as_str()).await?;
-    let preferred: Option<Option<String>> = on_tx!(tx, |conn| {
-        sqlx::query_scalar("SELECT preferred_channel FROM customers WHERE id = $1")
-            .bind(&customer_id)
-            .fetch_optional(&mut *conn)
-            .await
-    })?;
-    let channel = preferred
-        .flatten()
-        .and_then(|c| Channel::parse(&c))
+    // A reschedule or a cancellation makes the reminders of the old window wrong. A
+    // confirmation comes first: a new booking or a hold, which has no reminders yet.
+    if kind != MessageKind::BookingConfirmed {
+        supersede_reminders(tx, booking_id, kind.as_str()).await?;
+    }
+    let channel = row
+        .preferred_channel
+        .as_deref()
+        .and_then(Channel::parse)
         .unwrap_or(Channel::Webhook);
     let job: JobInput = serde_json::from_str(&row.job).map_err(|e| {
         ApiError::Internal(format!("stored booking `{}` is not valid: {e}", row.id))
     })?;
-    let reschedules: i64 = on_tx!(tx, |conn| {
-        sqlx::query_scalar(
-            "SELECT COUNT(*) FROM booking_history WHERE booking_id = $1 AND action = 'rescheduled'",
-        )
-        .bind(booking_id)
-        .fetch_one(&mut *conn)
-        .await
-    })?;
+    let reschedules = row.reschedules;
     let payload = Payload {
         booking: BookingFacts {
             id: row.id.clone(),

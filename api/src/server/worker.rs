@@ -12,7 +12,8 @@
 //!    `suppressed`; a reminder due in the customer's quiet hours (21:00–08:00 in their
 //!    time zone) is deferred to 08:00 (suppressed if that is after the window); the
 //!    channel is the customer's preference unless opted out (`suppressed` when every
-//!    channel is); the text is rendered from the templates; the webhook is POSTed.
+//!    channel is; e-mail only with an SMTP relay and an address); the text is rendered
+//!    from the templates; the webhook is POSTed or the e-mail sent.
 //! 3. **Complete**, only while the row's lease is still this claim's: `delivered`; a
 //!    retry at `now + backoff` (exponential from `backoff_base`, capped, with jitter),
 //!    or `dead` after `max_attempts`; `dead` at once for a permanent refusal (4xx).
@@ -22,11 +23,14 @@
 //! must outlast a delivery (`lease` > endpoints × `http_timeout`).
 //!
 //! It runs inside `despacho serve` (a task that stops on shutdown, after its current
-//! round) and alone as `despacho worker`.
+//! round) and alone as `despacho worker`. Between rounds, once a minute, it also flags
+//! tomorrow's visits the customer has not confirmed to the dispatchers
+//! ([`super::dispatcher_queue::flag_no_show_risks`]).
 
 use super::db::Db;
 use super::db::{on_pool, on_tx};
 use super::error::ApiError;
+use super::notify::email::{self, SmtpArgs, SmtpConfig};
 use super::notify::templates::{self, Facts, MessageKind, TemplateError, Templates};
 use super::notify::webhook::{self, Delivery, Endpoint};
 use super::notify::{ics, Channel};
@@ -65,6 +69,10 @@ pub struct WorkerConfig {
     /// Reminders are not sent from `quiet_start` to `quiet_end`, customer's local time.
     pub quiet_start: NaiveTime,
     pub quiet_end: NaiveTime,
+    /// The SMTP relay of the e-mail channel; without it there is no e-mail.
+    pub smtp: Option<SmtpConfig>,
+    /// How often the evening no-show check runs between rounds.
+    pub no_show_check: Duration,
     pub clock: Clock,
 }
 
@@ -78,6 +86,7 @@ impl std::fmt::Debug for WorkerConfig {
             .field("backoff_base", &self.backoff_base)
             .field("backoff_cap", &self.backoff_cap)
             .field("http_timeout", &self.http_timeout)
+            .field("smtp", &self.smtp)
             .finish_non_exhaustive()
     }
 }
@@ -95,6 +104,8 @@ impl Default for WorkerConfig {
             http_timeout: Duration::from_secs(10),
             quiet_start: NaiveTime::from_hms_opt(21, 0, 0).expect("a time"),
             quiet_end: NaiveTime::from_hms_opt(8, 0, 0).expect("a time"),
+            smtp: None,
+            no_show_check: Duration::from_secs(60),
             clock: Arc::new(super::db::now),
         }
     }
@@ -115,6 +126,8 @@ pub struct WorkerArgs {
     /// Attempts before a message is dead.
     #[arg(long, default_value_t = 8)]
     pub max_attempts: u32,
+    #[command(flatten)]
+    pub smtp: SmtpArgs,
 }
 
 /// A claimed row.
@@ -194,6 +207,7 @@ pub struct Worker {
     config: WorkerConfig,
     templates: &'static Templates,
     agent: ureq::Agent,
+    mailer: Option<lettre::AsyncSmtpTransport<lettre::Tokio1Executor>>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -209,6 +223,7 @@ impl Worker {
     pub fn new(db: Db, config: WorkerConfig) -> Result<Worker, TemplateError> {
         Ok(Worker {
             agent: webhook::agent(config.http_timeout),
+            mailer: config.smtp.as_ref().map(SmtpConfig::transport),
             templates: templates::builtin()?,
             db,
             config,
@@ -318,9 +333,18 @@ impl Worker {
     /// `idle_poll` when nothing was due. The round in progress is finished first.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         tracing::info!(worker = %self.config.name, "outbox worker started");
+        let mut last_check: Option<std::time::Instant> = None;
         loop {
             if *shutdown.borrow() {
                 break;
+            }
+            if last_check.is_none_or(|t| t.elapsed() >= self.config.no_show_check) {
+                last_check = Some(std::time::Instant::now());
+                match self.flag_no_show_risks().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(flagged = n, "visits at risk of a no-show"),
+                    Err(e) => tracing::warn!(error = %e, "no-show check failed"),
+                }
             }
             let busy = match self.run_once().await {
                 Ok(round) => round.claimed > 0,
@@ -381,7 +405,7 @@ impl Worker {
                 return Outcome::Deferred { until };
             }
         }
-        let channel = match choose_channel(&recipient, &row.channel) {
+        let channel = match choose_channel(&recipient, &row.channel, self.mailer.is_some()) {
             Ok(c) => c,
             Err(reason) => return Outcome::Suppressed { reason },
         };
@@ -452,10 +476,43 @@ impl Worker {
         }
         match channel {
             Channel::Webhook => self.send_webhooks(&row.id, &body, &context.endpoints).await,
-            Channel::Email => Outcome::Suppressed {
-                reason: "no e-mail sender is configured".to_owned(),
-            },
+            Channel::Email => {
+                let email = email::Email {
+                    event_id: &row.id,
+                    to_name: &recipient.name,
+                    to_address: recipient.email.as_deref().unwrap_or(""),
+                    subject: email::subject(kind, rendered.language, &payload.booking.token),
+                    text: &rendered.text,
+                    language: rendered.language,
+                    ics: body["ics"]
+                        .as_str()
+                        .map(|ics| (format!("{}.ics", payload.booking.token), ics.to_owned())),
+                };
+                self.send_email(&email).await
+            }
         }
+    }
+
+    /// Sends `email` through the SMTP relay.
+    async fn send_email(&self, email: &email::Email<'_>) -> Outcome {
+        let (Some(mailer), Some(config)) = (&self.mailer, &self.config.smtp) else {
+            return Outcome::Retry {
+                reason: "no SMTP relay is configured on this worker".to_owned(),
+            };
+        };
+        match email::send(mailer, config, email).await {
+            Delivery::Delivered => Outcome::Delivered {
+                channel: Channel::Email,
+            },
+            Delivery::Retry(reason) => Outcome::Retry { reason },
+            Delivery::Permanent(reason) => Outcome::Dead { reason },
+        }
+    }
+
+    /// Flags to the dispatchers, once each, the visits whose evening before (18:00,
+    /// customer's time) has come without the customer's confirmation; the number flagged.
+    pub async fn flag_no_show_risks(&self) -> Result<usize, ApiError> {
+        super::dispatcher_queue::flag_no_show_risks(&self.db, self.now()).await
     }
 
     /// POSTs `body` to every endpoint in turn; the first that does not take it decides.
@@ -632,8 +689,9 @@ impl Worker {
 }
 
 /// The channel a message goes on: the customer's preference (else the row's), else any
-/// other channel this build can use, never one the customer opted out of.
-fn choose_channel(recipient: &Recipient, row_channel: &str) -> Result<Channel, String> {
+/// other channel this worker can use for them (e-mail needs an SMTP relay and an
+/// address), never one the customer opted out of.
+fn choose_channel(recipient: &Recipient, row_channel: &str, smtp: bool) -> Result<Channel, String> {
     let preferred = recipient
         .preferred_channel
         .as_deref()
@@ -649,12 +707,16 @@ fn choose_channel(recipient: &Recipient, row_channel: &str) -> Result<Channel, S
             }
             continue;
         }
-        if c.available() {
+        let reachable = match c {
+            Channel::Email => recipient.email.is_some(),
+            Channel::Webhook => true,
+        };
+        if c.available(smtp) && reachable {
             return Ok(c);
         }
     }
     if refused.is_empty() {
-        Err("no channel of this build reaches the customer".to_owned())
+        Err("no channel of this worker reaches the customer".to_owned())
     } else {
         let names: Vec<&str> = refused.iter().map(|c| c.as_str()).collect();
         Err(format!("the customer opted out of {}", names.join(", ")))
@@ -671,6 +733,7 @@ pub async fn run_alone(args: WorkerArgs) -> Result<(), super::ServeError> {
         lease: Duration::from_secs(args.lease_seconds.max(1)),
         batch: args.batch.max(1),
         max_attempts: args.max_attempts.max(1),
+        smtp: args.smtp.config().map_err(super::ServeError::Smtp)?,
         ..WorkerConfig::default()
     };
     let worker = Worker::new(db.clone(), config).map_err(super::ServeError::Templates)?;

@@ -1,10 +1,12 @@
-//! Customer messages: what is said ([`templates`]) and how it travels ([`webhook`]).
+//! Customer messages: what is said ([`templates`]) and how it travels ([`webhook`],
+//! [`email`]).
 //!
 //! The outbox ([`super::outbox`]) stores the facts of each message in the transaction
 //! that causes it; the worker ([`super::worker`]) renders the text at delivery with
 //! [`templates::Templates`] in the customer's language and time zone, and sends it on
 //! a [`Channel`]. See docs/messages.md.
 
+pub mod email;
 pub mod ics;
 pub mod templates;
 pub mod webhook;
@@ -32,8 +34,8 @@ pub fn parse_language(tag: &str) -> Option<&'static str> {
 pub enum Channel {
     /// A signed webhook to the ISP's chat platform integration ([`webhook`]).
     Webhook,
-    /// E-mail. Accepted as a preference; no e-mail sender exists yet, so messages go to
-    /// the webhook unless the customer opted out of it (docs/messages.md).
+    /// E-mail over SMTP ([`email`]): available where the worker has an SMTP relay
+    /// configured, for customers with an e-mail address.
     Email,
 }
 
@@ -51,9 +53,13 @@ impl Channel {
         Channel::ALL.into_iter().find(|c| c.as_str() == text)
     }
 
-    /// Whether this build can deliver on the channel.
-    pub fn available(self) -> bool {
-        matches!(self, Channel::Webhook)
+    /// Whether a worker can deliver on the channel: the webhook always (messages wait
+    /// for an endpoint), e-mail when the worker has an SMTP relay.
+    pub fn available(self, smtp_configured: bool) -> bool {
+        match self {
+            Channel::Webhook => true,
+            Channel::Email => smtp_configured,
+        }
     }
 }
 
