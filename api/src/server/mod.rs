@@ -88,6 +88,11 @@ pub struct ServeArgs {
     /// elsewhere instead).
     #[arg(long)]
     pub no_worker: bool,
+    /// Database connections of this process (PostgreSQL: each is a server process;
+    /// SQLite: readers, with one writer at a time).
+    #[arg(long, value_name = "N", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_connections: u32,
     #[command(flatten)]
     pub smtp: notify::email::SmtpArgs,
 }
@@ -262,6 +267,7 @@ pub async fn serve(args: ServeArgs, out: &mut impl Write) -> Result<(), ServeErr
     let smtp = args.smtp.config().map_err(ServeError::Smtp)?;
     let mut config = Config::new(args.database_url.clone());
     config.demo = args.demo;
+    config.max_connections = args.max_connections;
     config.admin_key = std::env::var("DESPACHO_ADMIN_KEY")
         .ok()
         .filter(|k| !k.is_empty());

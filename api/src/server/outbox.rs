@@ -224,7 +224,9 @@ pub async fn booking_event(
         channel,
         now,
     };
-    base.insert(tx, kind, &payload, now).await?;
+    // The message and its reminders in one statement (this runs inside every
+    // booking's write transaction).
+    let mut rows = vec![(kind, payload.clone(), now)];
     if matches!(
         kind,
         MessageKind::BookingConfirmed | MessageKind::BookingRescheduled
@@ -240,11 +242,10 @@ pub async fn booking_event(
                 offset_minutes: Some(minutes),
                 ..payload.clone()
             };
-            base.insert(tx, MessageKind::BookingReminder, &reminder, due)
-                .await?;
+            rows.push((MessageKind::BookingReminder, reminder, due));
         }
     }
-    Ok(())
+    base.insert_all(tx, &rows).await
 }
 
 /// The columns every row of one change shares.
@@ -256,31 +257,49 @@ struct NewRow<'a> {
 }
 
 impl NewRow<'_> {
-    async fn insert(
+    /// Inserts messages (kind, facts, due time) in one statement.
+    async fn insert_all(
         &self,
         tx: &mut Tx,
-        kind: MessageKind,
-        payload: &Payload,
-        due: DateTime<Utc>,
+        messages: &[(MessageKind, Payload, DateTime<Utc>)],
     ) -> Result<(), ApiError> {
-        const INSERT: &str = "INSERT INTO outbox (id, kind, booking_id, customer_id, channel, \
-            payload, status, attempts, next_attempt_at, created_at) \
-            VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $8)";
-        let id = new_id::<12>("evt")?;
-        let payload = serde_json::to_string(payload).expect("a payload serialises");
+        if messages.is_empty() {
+            return Ok(());
+        }
+        // Per row: id, kind, payload, due; the shared columns are $1–$4.
+        let values: Vec<String> = (0..messages.len())
+            .map(|k| {
+                let p = 5 + 4 * k;
+                format!(
+                    "(${}, ${}, $1, $2, $3, ${}, 'pending', 0, ${}, $4)",
+                    p,
+                    p + 1,
+                    p + 2,
+                    p + 3
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO outbox (id, kind, booking_id, customer_id, channel, payload, status, \
+             attempts, next_attempt_at, created_at) VALUES {}",
+            values.join(", ")
+        );
+        let mut rows = Vec::with_capacity(messages.len());
+        for (kind, payload, due) in messages {
+            let id = new_id::<12>("evt")?;
+            let payload = serde_json::to_string(payload).expect("a payload serialises");
+            rows.push((id, kind.as_str(), payload, *due));
+        }
         on_tx!(tx, |conn| {
-            sqlx::query(INSERT)
-                .bind(&id)
-                .bind(kind.as_str())
+            let mut query = sqlx::query(&sql)
                 .bind(self.booking_id)
                 .bind(self.customer_id)
                 .bind(self.channel.as_str())
-                .bind(&payload)
-                .bind(due)
-                .bind(self.now)
-                .execute(&mut *conn)
-                .await
-                .map(|r| r.rows_affected())
+                .bind(self.now);
+            for (id, kind, payload, due) in &rows {
+                query = query.bind(id).bind(*kind).bind(payload).bind(*due);
+            }
+            query.execute(&mut *conn).await.map(|r| r.rows_affected())
         })?;
         Ok(())
     }
