@@ -31,12 +31,15 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
 use chrono::{DateTime, FixedOffset, NaiveDate, TimeDelta, Utc};
 use despacho_solver::field::input::{JobInput, WindowInput};
 use despacho_solver::field::slots::{
     check_visit, examined_days, request_job, search_slots, BookedVisit, Examined, Operation,
     PlannedVisit, SlotAnswer, SlotRequest,
 };
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -194,27 +197,28 @@ impl TokenProblem {
 }
 
 fn sign(secret: &[u8], claim: &SlotClaim) -> String {
-    let payload = b64_encode(&serde_json::to_vec(claim).expect("a slot claim serialises"));
-    let mac = b64_encode(&hmac_sha256(secret, payload.as_bytes()));
-    format!("{payload}.{mac}")
+    let payload = B64.encode(serde_json::to_vec(claim).expect("a slot claim serialises"));
+    let mac = token_mac(secret, &payload).finalize().into_bytes();
+    format!("{payload}.{}", B64.encode(mac))
 }
 
 /// The claim of a genuine token (its expiry is checked by the caller, [`checked_claim`]).
 fn verify(secret: &[u8], token: &str) -> Result<SlotClaim, TokenProblem> {
     let (payload, mac) = token.split_once('.').ok_or(TokenProblem::Invalid)?;
-    let given = b64_decode(mac).ok_or(TokenProblem::Invalid)?;
-    let expected = hmac_sha256(secret, payload.as_bytes());
-    let same = given.len() == expected.len()
-        && given
-            .iter()
-            .zip(expected.iter())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if !same {
-        return Err(TokenProblem::Invalid);
-    }
-    let bytes = b64_decode(payload).ok_or(TokenProblem::Invalid)?;
+    let given = B64.decode(mac).map_err(|_| TokenProblem::Invalid)?;
+    // Compared in constant time.
+    token_mac(secret, payload)
+        .verify_slice(&given)
+        .map_err(|_| TokenProblem::Invalid)?;
+    let bytes = B64.decode(payload).map_err(|_| TokenProblem::Invalid)?;
     serde_json::from_slice(&bytes).map_err(|_| TokenProblem::Invalid)
+}
+
+/// HMAC-SHA256 of a token's payload under the server's secret.
+fn token_mac(secret: &[u8], payload: &str) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(payload.as_bytes());
+    mac
 }
 
 fn checked_claim(
@@ -226,56 +230,6 @@ fn checked_claim(
         Ok(_) => Err(TokenProblem::Expired.error()),
         Err(p) => Err(p.error()),
     }
-}
-
-fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    let mut block = [0u8; 64];
-    if key.len() > 64 {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Sha256::new();
-    inner.update(block.map(|b| b ^ 0x36));
-    inner.update(message);
-    let inner = inner.finalize();
-    let mut outer = Sha256::new();
-    outer.update(block.map(|b| b ^ 0x5c));
-    outer.update(inner);
-    outer.finalize().into()
-}
-
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/// base64url without padding.
-fn b64_encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-        for i in 0..=chunk.len() {
-            out.push(char::from(B64[((n >> (18 - 6 * i)) & 63) as usize]));
-        }
-    }
-    out
-}
-
-fn b64_decode(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let (mut n, mut bits) = (0u32, 0u32);
-    for c in text.bytes() {
-        let v = B64.iter().position(|&x| x == c)? as u32;
-        n = (n << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((n >> bits) as u8);
-            n &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
 }
 
 /// The server's token secret (read once per process).
@@ -1565,22 +1519,40 @@ async fn day_rows(
 mod tests {
     use super::*;
 
-    #[test]
-    fn base64url_round_trips() {
-        for n in 0..40u8 {
-            let bytes: Vec<u8> = (0..n).map(|i| i.wrapping_mul(37).wrapping_add(n)).collect();
-            assert_eq!(b64_decode(&b64_encode(&bytes)).unwrap(), bytes);
+    fn claim() -> SlotClaim {
+        let request: SlotRequest = serde_json::from_value(json!({
+            "place": {"lat": -23.56, "lon": -46.65}, "kind": "repair", "duration_minutes": 60,
+            "earliest_day": "2026-03-02", "days": 1
+        }))
+        .unwrap();
+        let start = DateTime::parse_from_rfc3339("2026-03-02T08:00:00-03:00").unwrap();
+        SlotClaim {
+            technician: "t1".into(),
+            date: start.date_naive(),
+            start,
+            end: start + TimeDelta::hours(2),
+            request,
+            expires_at: Utc::now(),
         }
-        assert_eq!(b64_encode(b"foobar"), "Zm9vYmFy");
-        assert_eq!(b64_encode(b"fo"), "Zm8");
     }
 
     #[test]
-    fn hmac_matches_rfc_4231_case_2() {
-        let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
+    fn a_signed_token_verifies_and_a_changed_one_does_not() {
+        let token = sign(b"secret", &claim());
+        let back = verify(b"secret", &token).unwrap();
         assert_eq!(
-            hex(&mac),
-            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+            (back.technician.as_str(), back.start),
+            ("t1", claim().start)
         );
+        assert!(verify(b"other secret", &token).is_err());
+        let (payload, mac) = token.split_once('.').unwrap();
+        // Another technician in the claim, the old signature.
+        let mut forged = claim();
+        forged.technician = "t2".into();
+        let forged_payload = B64.encode(serde_json::to_vec(&forged).unwrap());
+        assert!(verify(b"secret", &format!("{forged_payload}.{mac}")).is_err());
+        assert!(verify(b"secret", &format!("{payload}.{}", &mac[..mac.len() - 2])).is_err());
+        assert!(verify(b"secret", payload).is_err());
+        assert!(verify(b"secret", "").is_err());
     }
 }

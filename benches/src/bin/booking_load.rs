@@ -30,6 +30,8 @@
 //! `benches/results/booking-load-<date>-<hostname>.md`.
 
 use anyhow::{anyhow, bail, Context, Result};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use clap::{Parser, ValueEnum};
 use despacho_benches::output::{free_result_paths, hostname};
@@ -357,28 +359,11 @@ fn slot_tokens(reply: &Reply) -> Vec<String> {
 /// first part is the claim's JSON in base64url.
 fn token_day(token: &str) -> Option<(String, String)> {
     let payload = token.split('.').next()?;
-    let claim: Value = serde_json::from_slice(&b64url_decode(payload)?).ok()?;
+    let claim: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
     Some((
         claim["technician"].as_str()?.to_owned(),
         claim["date"].as_str()?.to_owned(),
     ))
-}
-
-fn b64url_decode(text: &str) -> Option<Vec<u8>> {
-    const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let (mut n, mut bits) = (0u32, 0u32);
-    for c in text.bytes() {
-        let v = B64.iter().position(|&x| x == c)? as u32;
-        n = (n << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((n >> bits) as u8);
-            n &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
 }
 
 // ---------------------------------------------------------------------------------------
