@@ -33,7 +33,7 @@ async fn probes_answer(s: TestServer) {
     assert_eq!(r.json["status"], "unavailable");
 }
 
-const ENDPOINTS: [(&str, &str); 33] = [
+const ENDPOINTS: [(&str, &str); 36] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("post", "/v1/api-keys"),
@@ -52,6 +52,7 @@ const ENDPOINTS: [(&str, &str); 33] = [
     ("post", "/v1/jobs"),
     ("get", "/v1/jobs"),
     ("get", "/v1/jobs/{id}"),
+    ("post", "/v1/jobs/{id}/assign"),
     ("post", "/v1/import/technicians"),
     ("post", "/v1/import/jobs"),
     ("post", "/v1/slots/search"),
@@ -67,6 +68,8 @@ const ENDPOINTS: [(&str, &str); 33] = [
     ("get", "/v1/webhook-endpoints"),
     ("delete", "/v1/webhook-endpoints/{id}"),
     ("get", "/v1/outbox"),
+    ("post", "/v1/sync/push"),
+    ("post", "/v1/sync/pull"),
 ];
 
 fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {

@@ -14,6 +14,7 @@
 //! | [`validation`] | the solver's validation applied to single records |
 //! | [`health`], [`openapi`] | `/healthz`, `/readyz`, `/openapi.json`, `/docs` |
 //! | [`demo`] | `--demo`: a generated São Paulo operation and one key per role |
+//! | [`sync`] | mobile sync: phones push mutations and pull their technician's scope; jobs move between scopes (docs/sync.md) |
 //! | [`outbox`], [`worker`], [`notify`], [`webhook_endpoints`] | customer messages: the transactional outbox, its worker, templates and signed webhooks (docs/messages.md) |
 //!
 //! Tests drive the service in-process: [`build_app`] returns the [`Router`] and its
@@ -48,6 +49,7 @@ pub mod pagination;
 pub mod plans;
 pub mod settings;
 pub mod state;
+pub mod sync;
 pub mod technicians;
 pub mod validation;
 pub mod webhook_endpoints;
@@ -200,6 +202,7 @@ pub fn app(state: AppState) -> Router {
         .merge(plans::router())
         .merge(outbox::router())
         .merge(webhook_endpoints::router())
+        .merge(sync::router())
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))

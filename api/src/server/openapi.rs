@@ -15,7 +15,7 @@
 use super::state::AppState;
 use super::{
     api_keys, booking_views, bookings, customers, error, health, import, jobs, outbox, plans,
-    settings, technicians, webhook_endpoints,
+    settings, sync, technicians, webhook_endpoints,
 };
 use axum::extract::State;
 use axum::http::header;
@@ -117,6 +117,7 @@ impl Modify for BearerAuth {
         plans::solve,
         webhook_endpoints::create, webhook_endpoints::list, webhook_endpoints::remove,
         outbox::list,
+        sync::push, sync::pull, sync::assign,
     ),
     components(schemas(error::ErrorBody, error::ErrorObject, error::ErrorDetail,
         booking_views::Booking, booking_views::Refusal, booking_views::SlotSearchAnswer)),
@@ -131,6 +132,8 @@ impl Modify for BearerAuth {
         (name = "plans", description = "Re-optimising a day; booked visits keep their windows"),
         (name = "messages", description = "Customer messages: the outbox (delivered at least once, \
             each with a stable event id) and the signed webhook endpoints of the chat platform"),
+        (name = "sync", description = "Technicians' phones: push mutations (each applied once, in order) and \
+            pull their scope since a signed cookie (docs/sync.md)"),
     )
 )]
 struct ApiDoc;
