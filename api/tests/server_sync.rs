@@ -1078,6 +1078,79 @@ async fn a_slow_writer_of_a_scope_holds_back_later_versions_so_no_change_is_skip
     assert_eq!(*watcher.state.confirmed(), scope(&s, "t1").await);
 }
 
+// ---------------------------------------------------------------------------------------
+// A temporary database error
+
+/// The push's transaction fails for a reason that will pass (PostgreSQL: a
+/// serialization failure injected by a trigger on the scope row, the last write of the
+/// transaction, so facts, rejections and the device's id were already written in it;
+/// SQLite: another process holds the write lock past the busy timeout). The answer is
+/// 503, nothing of the push is kept, and the resend applies it once.
+async fn a_temporary_database_error_keeps_nothing_and_the_resend_applies_once(s: TestServer) {
+    let w = setup(&s, &["t1"], &[("J-1", Some("t1"))]).await;
+    let mut phone = Phone::new("p1", &w.key("t1"));
+    phone.note("f-1", "J-1", "first");
+    phone.sync(&s).await;
+    let before = scope(&s, "t1").await;
+    phone.note("f-2", "J-1", "second");
+    phone.note("f-3", "J-1", " "); // a rejection, also rolled back
+
+    let blocker = match s.backend {
+        Backend::Postgres => {
+            despacho_api::on_pool!(&s.state.db, |pool| {
+                sqlx::raw_sql(
+                    "CREATE FUNCTION inject_40001() RETURNS trigger LANGUAGE plpgsql AS \
+                     $$ BEGIN RAISE EXCEPTION 'injected' USING ERRCODE = '40001'; END $$; \
+                     CREATE TRIGGER inject BEFORE UPDATE ON sync_scopes \
+                     FOR EACH ROW EXECUTE FUNCTION inject_40001();",
+                )
+                .execute(pool)
+                .await
+                .map(drop)
+            })
+            .unwrap();
+            None
+        }
+        Backend::Sqlite => {
+            use sqlx::Connection;
+            let mut conn = sqlx::SqliteConnection::connect(&s.db.url).await.unwrap();
+            sqlx::raw_sql("BEGIN IMMEDIATE")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            Some(conn)
+        }
+    };
+    let r = phone.push(&s).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
+    assert_eq!(r.code(), "database_busy");
+    assert_eq!(phone.state.pending().len(), 2, "the phone keeps its queue");
+    match blocker {
+        Some(mut conn) => {
+            sqlx::raw_sql("ROLLBACK").execute(&mut conn).await.unwrap();
+        }
+        None => {
+            despacho_api::on_pool!(&s.state.db, |pool| {
+                sqlx::raw_sql("DROP TRIGGER inject ON sync_scopes")
+                    .execute(pool)
+                    .await
+                    .map(drop)
+            })
+            .unwrap();
+        }
+    }
+    assert_eq!(last_mutation_id(&s, "p1").await, Some(1));
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM sync_facts").await, 1);
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM sync_rejections").await, 0);
+    assert_eq!(scope(&s, "t1").await, before);
+
+    let answer = phone.sync(&s).await;
+    assert_eq!(answer.last_mutation_id.0, 3);
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM sync_facts").await, 2);
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM sync_rejections").await, 1);
+    assert_eq!(*phone.state.confirmed(), scope(&s, "t1").await);
+}
+
 both_backends!(
     a_phone_pushes_facts_and_pulls_its_jobs,
     a_reassigned_job_leaves_one_phone_and_reaches_the_other,
@@ -1088,4 +1161,5 @@ both_backends!(
     a_duplicated_push_is_applied_once,
     chaos_over_http_applies_every_mutation_once_and_every_phone_converges,
     a_slow_writer_of_a_scope_holds_back_later_versions_so_no_change_is_skipped,
+    a_temporary_database_error_keeps_nothing_and_the_resend_applies_once,
 );
