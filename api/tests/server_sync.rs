@@ -1151,6 +1151,81 @@ async fn a_temporary_database_error_keeps_nothing_and_the_resend_applies_once(s:
     assert_eq!(*phone.state.confirmed(), scope(&s, "t1").await);
 }
 
+/// Hostile bodies (RELIABILITY.md test 10, for the sync decoders): always a 4xx, never
+/// a panic or a 5xx, and nothing recorded.
+async fn hostile_sync_bodies_get_a_4xx_and_change_nothing(s: TestServer) {
+    let w = setup(&s, &["t1"], &[("J-1", Some("t1"))]).await;
+    let key = w.key("t1");
+    let deep = format!(
+        r#"{{"schema_version":1,"message":{{"client_id":"p","mutations":[{{"id":1,"name":"note","args":{}{}}}]}}}}"#,
+        "[".repeat(5_000),
+        "]".repeat(5_000)
+    );
+    let many: Vec<Value> = (1..=1_001)
+        .map(|i| json!({"id": i, "name": "note", "args": {}}))
+        .collect();
+    let too_many = json!({"schema_version": 1, "message": {"client_id": "p", "mutations": many}});
+    let bodies: Vec<(Vec<u8>, u16)> = vec![
+        (deep.into_bytes(), 400),
+        (too_many.to_string().into_bytes(), 422),
+        (b"\xff\xfe{}".to_vec(), 400),
+        (br#"{"schema_version":1.5,"message":{}}"#.to_vec(), 400),
+        (br#"{"schema_version":-1,"message":{}}"#.to_vec(), 400),
+        (br#"{"schema_version":18446744073709551616,"message":{}}"#.to_vec(), 400),
+        (br#"{"schema_version":1,"message":{"client_id":7,"mutations":[]}}"#.to_vec(), 400),
+        (
+            br#"{"schema_version":1,"message":{"client_id":"p","mutations":[{"id":18446744073709551615,"name":"note","args":{}}]}}"#.to_vec(),
+            409,
+        ),
+        (
+            format!(r#"{{"schema_version":1,"message":{{"client_id":"{}","mutations":[]}}}}"#, "x".repeat(101)).into_bytes(),
+            422,
+        ),
+        (
+            br#"{"schema_version":1,"message":{"client_id":"p\u0000","mutations":[]}}"#.to_vec(),
+            422,
+        ),
+    ];
+    for (body, status) in bodies {
+        let r = s
+            .call(
+                axum::http::Method::POST,
+                "/v1/sync/push",
+                Some(&key),
+                Some(("application/json", body.clone())),
+            )
+            .await;
+        assert_eq!(
+            r.status.as_u16(),
+            status,
+            "{}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(120)]),
+            r.text
+        );
+        assert!(r.json["error"]["code"].is_string(), "{}", r.text);
+    }
+    // Arguments of any shape inside a well-formed push are rejections, not errors.
+    let odd = json!({"schema_version": 1, "message": {"client_id": "p", "mutations": [
+        {"id": 1, "name": "note", "args": null},
+        {"id": 2, "name": "note", "args": [1, 2]},
+        {"id": 3, "name": "photo", "args": {"fact_id": "f", "job": "J-1", "at": 1, "sha256": "a", "bytes": -1, "media_type": "image/png"}},
+        {"id": 4, "name": "x".repeat(10_000), "args": {"fact_id": "g", "job": "J-1", "at": 1}},
+        {"id": 5, "name": "note", "args": {"fact_id": "h".repeat(101), "job": "J-1", "at": 1, "text": "t"}}
+    ]}});
+    let r = s
+        .post_raw(
+            "/v1/sync/push",
+            Some(&key),
+            "application/json",
+            &odd.to_string(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["message"]["last_mutation_id"], 5);
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM sync_rejections").await, 5);
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM sync_facts").await, 0);
+}
+
 both_backends!(
     a_phone_pushes_facts_and_pulls_its_jobs,
     a_reassigned_job_leaves_one_phone_and_reaches_the_other,
@@ -1162,4 +1237,5 @@ both_backends!(
     chaos_over_http_applies_every_mutation_once_and_every_phone_converges,
     a_slow_writer_of_a_scope_holds_back_later_versions_so_no_change_is_skipped,
     a_temporary_database_error_keeps_nothing_and_the_resend_applies_once,
+    hostile_sync_bodies_get_a_4xx_and_change_nothing,
 );
