@@ -33,7 +33,7 @@ async fn probes_answer(s: TestServer) {
     assert_eq!(r.json["status"], "unavailable");
 }
 
-const ENDPOINTS: [(&str, &str); 37] = [
+const ENDPOINTS: [(&str, &str); 40] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("post", "/v1/api-keys"),
@@ -53,6 +53,7 @@ const ENDPOINTS: [(&str, &str); 37] = [
     ("post", "/v1/jobs"),
     ("get", "/v1/jobs"),
     ("get", "/v1/jobs/{id}"),
+    ("post", "/v1/jobs/{id}/assign"),
     ("post", "/v1/import/technicians"),
     ("post", "/v1/import/jobs"),
     ("post", "/v1/slots/search"),
@@ -71,6 +72,8 @@ const ENDPOINTS: [(&str, &str); 37] = [
     ("post", "/v1/chat/inbound"),
     ("get", "/v1/dispatcher-queue"),
     ("get", "/v1/bookings/at-risk"),
+    ("post", "/v1/sync/push"),
+    ("post", "/v1/sync/pull"),
 ];
 
 fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {

@@ -97,6 +97,8 @@ pub mod roles {
     pub const STAFF_AND_CHATBOT: &[Role] = &[Role::Admin, Role::Dispatcher, Role::Chatbot];
     /// Reading jobs (a technician sees their own only).
     pub const STAFF_AND_TECHNICIAN: &[Role] = &[Role::Admin, Role::Dispatcher, Role::Technician];
+    /// A technician's phone (mobile sync): the key names the technician.
+    pub const TECHNICIAN: &[Role] = &[Role::Technician];
     /// Any valid key.
     pub const ANY: &[Role] = &Role::ALL;
 }

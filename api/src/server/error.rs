@@ -98,6 +98,18 @@ pub enum ApiError {
         message: String,
         details: Vec<ErrorDetail>,
     },
+    /// 403 `device_of_another_technician`: a sync device registered to another
+    /// technician's login.
+    #[error("{message}")]
+    DeviceRefused { message: String },
+    /// 426 `unsupported_schema_version`: a sync message of a schema version this server
+    /// does not speak (the app must be updated).
+    #[error("unsupported sync schema version {found}; this server speaks version {supported}: update the app")]
+    UnsupportedSchemaVersion {
+        found: u64,
+        supported: u32,
+        details: Vec<ErrorDetail>,
+    },
     /// 413 `payload_too_large`.
     #[error("the request body is larger than {limit_bytes} bytes")]
     PayloadTooLarge { limit_bytes: usize },
@@ -162,6 +174,12 @@ impl ApiError {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::BadSignature(_) => (StatusCode::UNAUTHORIZED, "invalid_signature"),
             ApiError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::DeviceRefused { .. } => {
+                (StatusCode::FORBIDDEN, "device_of_another_technician")
+            }
+            ApiError::UnsupportedSchemaVersion { .. } => {
+                (StatusCode::UPGRADE_REQUIRED, "unsupported_schema_version")
+            }
             ApiError::NotFound { .. } | ApiError::NoRoute(_) => {
                 (StatusCode::NOT_FOUND, "not_found")
             }
@@ -213,7 +231,8 @@ impl ApiError {
             ApiError::BadRequest { details, .. }
             | ApiError::InvalidBody { details, .. }
             | ApiError::Validation { details, .. }
-            | ApiError::Conflict { details, .. } => details,
+            | ApiError::Conflict { details, .. }
+            | ApiError::UnsupportedSchemaVersion { details, .. } => details,
             _ => &[],
         }
     }

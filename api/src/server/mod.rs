@@ -16,6 +16,7 @@
 //! | [`demo`] | `--demo`: a generated São Paulo operation and one key per role |
 //! | [`outbox`], [`worker`], [`notify`], [`webhook_endpoints`] | customer messages: the transactional outbox, its worker, templates, signed webhooks and e-mail (docs/messages.md) |
 //! | [`inbound`], [`dispatcher_queue`] | customers' chat replies (confirm, reschedule, cancel, survey, free text), no-show risks and the dispatchers' queue |
+//! | [`sync`] | mobile sync: phones push mutations and pull their technician's scope; jobs move between scopes (docs/sync.md) |
 //!
 //! Tests drive the service in-process: [`build_app`] returns the [`Router`] and its
 //! [`AppState`]; [`serve`] is the command (logging, listener, graceful shutdown).
@@ -51,6 +52,7 @@ pub mod pagination;
 pub mod plans;
 pub mod settings;
 pub mod state;
+pub mod sync;
 pub mod technicians;
 pub mod validation;
 pub mod webhook_endpoints;
@@ -214,6 +216,7 @@ pub fn app(state: AppState) -> Router {
         .merge(webhook_endpoints::router())
         .merge(inbound::router())
         .merge(dispatcher_queue::router())
+        .merge(sync::router())
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))

@@ -15,7 +15,7 @@
 use super::state::AppState;
 use super::{
     api_keys, booking_views, bookings, customers, dispatcher_queue, error, health, import, inbound,
-    jobs, outbox, plans, settings, technicians, webhook_endpoints,
+    jobs, outbox, plans, settings, sync, technicians, webhook_endpoints,
 };
 use axum::extract::State;
 use axum::http::header;
@@ -118,6 +118,7 @@ impl Modify for BearerAuth {
         webhook_endpoints::create, webhook_endpoints::list, webhook_endpoints::remove,
         outbox::list,
         inbound::receive, dispatcher_queue::list, dispatcher_queue::at_risk,
+        sync::push, sync::pull, sync::assign,
     ),
     components(schemas(error::ErrorBody, error::ErrorObject, error::ErrorDetail,
         booking_views::Booking, booking_views::Refusal, booking_views::SlotSearchAnswer)),
@@ -133,6 +134,8 @@ impl Modify for BearerAuth {
         (name = "messages", description = "Customer messages: the outbox (delivered at least once, \
             each with a stable event id), the signed webhook endpoints of the chat platform, customers' \
             signed chat replies and the dispatchers' queue"),
+        (name = "sync", description = "Technicians' phones: push mutations (each applied once, in order) and \
+            pull their scope since a signed cookie (docs/sync.md)"),
     )
 )]
 struct ApiDoc;

@@ -11,6 +11,8 @@ pub struct AppState {
     pub docs: Arc<Docs>,
     /// The slot-token secret, read from `settings` at first use.
     pub booking_secret: Arc<tokio::sync::OnceCell<Vec<u8>>>,
+    /// The mobile-sync cookie key and epoch, read from `settings` at first use.
+    pub sync_cookie: Arc<tokio::sync::OnceCell<super::sync::SyncCookie>>,
     /// Settings and technicians as slot searches read them, parsed once per change.
     pub operation_cache: Arc<super::operation_cache::OperationCache>,
 }
@@ -32,6 +34,7 @@ impl AppState {
             db,
             docs: Arc::new(Docs { openapi_json, html }),
             booking_secret: Arc::default(),
+            sync_cookie: Arc::default(),
             operation_cache: Arc::default(),
         }
     }
