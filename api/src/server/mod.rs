@@ -14,6 +14,7 @@
 //! | [`validation`] | the solver's validation applied to single records |
 //! | [`health`], [`openapi`] | `/healthz`, `/readyz`, `/openapi.json`, `/docs` |
 //! | [`demo`] | `--demo`: a generated São Paulo operation and one key per role |
+//! | [`dispatch`], [`plan_store`], [`plan_eval`], [`plan_changes`], [`kpis`] | the dispatcher's day plans: versions, optimisation, manual changes with feasibility, publishing, audit log, KPIs (docs/dispatch.md) |
 //! | [`outbox`], [`worker`], [`notify`], [`webhook_endpoints`] | customer messages: the transactional outbox, its worker, templates and signed webhooks (docs/messages.md) |
 //!
 //! Tests drive the service in-process: [`build_app`] returns the [`Router`] and its
@@ -36,15 +37,20 @@ pub mod bookings;
 pub mod customers;
 pub mod db;
 pub mod demo;
+pub mod dispatch;
 pub mod error;
 pub mod health;
 pub mod import;
 pub mod jobs;
+pub mod kpis;
 pub mod notify;
 pub mod openapi;
 pub mod operation_cache;
 pub mod outbox;
 pub mod pagination;
+pub mod plan_changes;
+pub mod plan_eval;
+pub mod plan_store;
 pub mod plans;
 pub mod settings;
 pub mod state;
@@ -198,6 +204,7 @@ pub fn app(state: AppState) -> Router {
         .merge(import::router())
         .merge(bookings::router())
         .merge(plans::router())
+        .merge(dispatch::router())
         .merge(outbox::router())
         .merge(webhook_endpoints::router())
         .fallback(error::no_route)
