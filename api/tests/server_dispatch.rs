@@ -534,3 +534,35 @@ async fn bad_input_is_a_4xx_naming_the_field(s: TestServer) {
     assert_eq!(read(&s, &key).await["version"], 1);
 }
 both_backends!(bad_input_is_a_4xx_naming_the_field);
+
+async fn the_dispatch_page_is_served_from_the_binary(s: TestServer) {
+    let page = s.get("/dispatch", None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page
+        .content_type
+        .as_deref()
+        .unwrap()
+        .starts_with("text/html"));
+    for asset in ["/dispatch/app.js", "/dispatch/style.css"] {
+        assert!(page.text.contains(asset), "{asset}");
+        let r = s.get(asset, None).await;
+        assert_eq!(r.status, StatusCode::OK, "{asset}");
+        // Nothing from another origin: no CDN, no internet at run time.
+        assert!(
+            !r.text.contains("https://") && !r.text.contains("http://cdn"),
+            "{asset}"
+        );
+    }
+    assert!(!page.text.contains("https://"));
+    let script = s.get("/dispatch/app.js", None).await.text;
+    for endpoint in [
+        "/optimize",
+        "/changes",
+        "/publish",
+        "sessionStorage",
+        "dry_run",
+    ] {
+        assert!(script.contains(endpoint), "{endpoint}");
+    }
+}
+both_backends!(the_dispatch_page_is_served_from_the_binary);

@@ -14,7 +14,7 @@
 //! | [`validation`] | the solver's validation applied to single records |
 //! | [`health`], [`openapi`] | `/healthz`, `/readyz`, `/openapi.json`, `/docs` |
 //! | [`demo`] | `--demo`: a generated São Paulo operation and one key per role |
-//! | [`dispatch`], [`plan_store`], [`plan_eval`], [`plan_changes`], [`kpis`] | the dispatcher's day plans: versions, optimisation, manual changes with feasibility, publishing, audit log, KPIs (docs/dispatch.md) |
+//! | [`dispatch`], [`plan_store`], [`plan_eval`], [`plan_changes`], [`kpis`] | the dispatcher's day plans: versions, optimisation, manual changes with feasibility, publishing, audit log, KPIs (docs/dispatch.md); [`dispatch_page`]: the `/dispatch` web page |
 //! | [`outbox`], [`worker`], [`notify`], [`webhook_endpoints`] | customer messages: the transactional outbox, its worker, templates and signed webhooks (docs/messages.md) |
 //!
 //! Tests drive the service in-process: [`build_app`] returns the [`Router`] and its
@@ -38,6 +38,7 @@ pub mod customers;
 pub mod db;
 pub mod demo;
 pub mod dispatch;
+pub mod dispatch_page;
 pub mod error;
 pub mod health;
 pub mod import;
@@ -205,6 +206,7 @@ pub fn app(state: AppState) -> Router {
         .merge(bookings::router())
         .merge(plans::router())
         .merge(dispatch::router())
+        .merge(dispatch_page::router())
         .merge(outbox::router())
         .merge(webhook_endpoints::router())
         .fallback(error::no_route)
