@@ -18,6 +18,8 @@ function el(tag, attrs, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
     if (k === "class") e.className = v;
+    // Through the CSSOM: the page's CSP forbids inline style attributes.
+    else if (k === "style") e.style.cssText = v;
     else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
     else e.setAttribute(k, v);
   }
@@ -82,8 +84,8 @@ async function publish() {
   const date = $("date").value;
   try {
     const p = await api("POST", "/v1/plans/" + date + "/publish", {});
-    say("Published version " + p.version + ".");
     await load();
+    say("Published version " + p.version + ".");
   } catch (e) { say(e.message, true); }
 }
 
