@@ -33,7 +33,7 @@ async fn probes_answer(s: TestServer) {
     assert_eq!(r.json["status"], "unavailable");
 }
 
-const ENDPOINTS: [(&str, &str); 40] = [
+const ENDPOINTS: [(&str, &str); 45] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("post", "/v1/api-keys"),
@@ -65,6 +65,11 @@ const ENDPOINTS: [(&str, &str); 40] = [
     ("post", "/v1/bookings/{id}/reschedule"),
     ("post", "/v1/bookings/{id}/cancel"),
     ("post", "/v1/plans/solve"),
+    ("post", "/v1/plans/{date}/optimize"),
+    ("get", "/v1/plans/{date}"),
+    ("post", "/v1/plans/{date}/changes"),
+    ("post", "/v1/plans/{date}/publish"),
+    ("get", "/v1/plans/{date}/audit"),
     ("post", "/v1/webhook-endpoints"),
     ("get", "/v1/webhook-endpoints"),
     ("delete", "/v1/webhook-endpoints/{id}"),

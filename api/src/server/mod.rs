@@ -17,6 +17,7 @@
 //! | [`outbox`], [`worker`], [`notify`], [`webhook_endpoints`] | customer messages: the transactional outbox, its worker, templates, signed webhooks and e-mail (docs/messages.md) |
 //! | [`inbound`], [`dispatcher_queue`] | customers' chat replies (confirm, reschedule, cancel, survey, free text), no-show risks and the dispatchers' queue |
 //! | [`sync`] | mobile sync: phones push mutations and pull their technician's scope; jobs move between scopes (docs/sync.md) |
+//! | [`dispatch`], [`plan_store`], [`plan_eval`], [`plan_changes`], [`kpis`] | the dispatcher's day plans: versions, optimisation, manual changes with feasibility, publishing, audit log, KPIs (docs/dispatch.md); [`dispatch_page`]: the `/dispatch` web page |
 //!
 //! Tests drive the service in-process: [`build_app`] returns the [`Router`] and its
 //! [`AppState`]; [`serve`] is the command (logging, listener, graceful shutdown).
@@ -38,17 +39,23 @@ pub mod bookings;
 pub mod customers;
 pub mod db;
 pub mod demo;
+pub mod dispatch;
+pub mod dispatch_page;
 pub mod dispatcher_queue;
 pub mod error;
 pub mod health;
 pub mod import;
 pub mod inbound;
 pub mod jobs;
+pub mod kpis;
 pub mod notify;
 pub mod openapi;
 pub mod operation_cache;
 pub mod outbox;
 pub mod pagination;
+pub mod plan_changes;
+pub mod plan_eval;
+pub mod plan_store;
 pub mod plans;
 pub mod settings;
 pub mod state;
@@ -212,6 +219,8 @@ pub fn app(state: AppState) -> Router {
         .merge(import::router())
         .merge(bookings::router())
         .merge(plans::router())
+        .merge(dispatch::router())
+        .merge(dispatch_page::router())
         .merge(outbox::router())
         .merge(webhook_endpoints::router())
         .merge(inbound::router())

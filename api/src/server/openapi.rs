@@ -14,8 +14,8 @@
 
 use super::state::AppState;
 use super::{
-    api_keys, booking_views, bookings, customers, dispatcher_queue, error, health, import, inbound,
-    jobs, outbox, plans, settings, sync, technicians, webhook_endpoints,
+    api_keys, booking_views, bookings, customers, dispatch, dispatcher_queue, error, health,
+    import, inbound, jobs, outbox, plans, settings, sync, technicians, webhook_endpoints,
 };
 use axum::extract::State;
 use axum::http::header;
@@ -115,6 +115,7 @@ impl Modify for BearerAuth {
         bookings::search, bookings::create_booking, bookings::create_hold, bookings::confirm_hold,
         bookings::read, bookings::read_by_token, bookings::reschedule, bookings::cancel,
         plans::solve,
+        dispatch::optimize, dispatch::read, dispatch::change, dispatch::publish, dispatch::audit,
         webhook_endpoints::create, webhook_endpoints::list, webhook_endpoints::remove,
         outbox::list,
         inbound::receive, dispatcher_queue::list, dispatcher_queue::at_risk,
@@ -131,6 +132,8 @@ impl Modify for BearerAuth {
         (name = "booking", description = "Slots a technician can really take; bookings and holds \
             with an `Idempotency-Key` (same key and body: the first answer again, for 7 days; another body: 422)"),
         (name = "plans", description = "Re-optimising a day; booked visits keep their windows"),
+        (name = "dispatch", description = "Day plans for the dispatcher: versions (draft, published), \
+            optimisation with locks, manual changes with instant feasibility, KPIs, audit log"),
         (name = "messages", description = "Customer messages: the outbox (delivered at least once, \
             each with a stable event id), the signed webhook endpoints of the chat platform, customers' \
             signed chat replies and the dispatchers' queue"),

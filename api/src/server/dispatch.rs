@@ -1,0 +1,534 @@
+//! The dispatcher's day plans (docs/dispatch.md):
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /v1/plans/{date}/optimize` | solve the day (locked visits kept) and store it as a new draft version |
+//! | `GET /v1/plans/{date}` | the day's latest version: routes, times, unassigned with reasons, violations, KPIs |
+//! | `POST /v1/plans/{date}/changes` | move / unassign / lock / unlock / swap, answered with feasibility and delta |
+//! | `POST /v1/plans/{date}/publish` | the latest draft becomes the published plan |
+//! | `GET /v1/plans/{date}/audit` | who changed what, when |
+//!
+//! The optimisation runs inline, on a blocking thread, within the request's time
+//! budget (1–60 s); the problem is built as `POST /v1/plans/solve` builds it
+//! ([`day_problem`]: bookings keep their promised windows), and the previous published
+//! plan is the solver's stability reference.
+
+use super::auth::{roles, Auth};
+use super::body::Body;
+use super::db::now;
+use super::error::{ApiError, ErrorDetail};
+use super::kpis::{day_kpis, DayKpis};
+use super::plan_changes::{answer, apply, ChangeAnswer, ChangeRequest};
+use super::plan_eval::{routes_of, DayModel, DayRoutes, Violation};
+use super::plan_store::{self, AuditEntry, StoredPlan};
+use super::plans::{day_problem, MAX_SECONDS};
+use super::state::AppState;
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::NaiveDate;
+use despacho_solver::field::input::ProblemInput;
+use despacho_solver::field::plan::Plan;
+use despacho_solver::field::solve::solve_field;
+use despacho_solver::SolverConfig;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+use utoipa::ToSchema;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/plans/{date}", get(read))
+        .route("/v1/plans/{date}/optimize", post(optimize))
+        .route("/v1/plans/{date}/changes", post(change))
+        .route("/v1/plans/{date}/publish", post(publish))
+        .route("/v1/plans/{date}/audit", get(audit))
+}
+
+/// The `{date}` of the path (422 naming `date` when it is not YYYY-MM-DD).
+fn parse_date(date: &str) -> Result<NaiveDate, ApiError> {
+    date.parse().map_err(|_| {
+        ApiError::validation(vec![ErrorDetail::new(
+            "date",
+            "invalid_date",
+            format!("`{date}`: the date must be YYYY-MM-DD"),
+        )])
+    })
+}
+
+/// How long to search, and with which seed.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizeRequest {
+    /// Search time, 1–60 seconds (default 5).
+    #[serde(default)]
+    pub seconds: Option<u32>,
+    /// Seed of the search (default 1).
+    #[serde(default)]
+    pub seed: Option<u64>,
+}
+
+/// A place on the map.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct MapPoint {
+    pub lat: f64,
+    pub lon: f64,
+}
+
+/// A day's plan as the dispatcher sees it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct PlanView {
+    pub id: String,
+    pub date: NaiveDate,
+    pub territory: Option<String>,
+    pub version: i32,
+    /// `draft`, `published` or `superseded`.
+    pub state: String,
+    /// `optimize` or `change`.
+    pub origin: String,
+    pub created_by: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub published_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The version the phones have (none: nothing published yet).
+    pub published_version: Option<i32>,
+    /// Audit lines of the versions made after the published one.
+    pub changes_since_publish: Vec<AuditEntry>,
+    /// The solver's evaluation: routes with per-stop arrival, start, end, waiting and
+    /// travel, the break, unassigned jobs with reasons, the day's KPIs and cost.
+    #[schema(value_type = Object)]
+    pub plan: Plan,
+    /// Locked visits (job ids).
+    pub locked: Vec<String>,
+    /// What the checker found wrong (empty when the plan is feasible).
+    pub violations: Vec<Violation>,
+    pub kpis: DayKpis,
+    /// Coordinates of the jobs and of each technician's start place, for the map.
+    pub places: Places,
+}
+
+#[derive(Clone, Debug, Default, Serialize, ToSchema)]
+pub struct Places {
+    pub jobs: BTreeMap<String, MapPoint>,
+    pub technicians: BTreeMap<String, MapPoint>,
+}
+
+fn places(input: &ProblemInput) -> Places {
+    let mut p = Places::default();
+    for j in &input.jobs {
+        p.jobs.insert(
+            j.id.clone(),
+            MapPoint {
+                lat: j.place.lat,
+                lon: j.place.lon,
+            },
+        );
+    }
+    for t in &input.technicians {
+        let start = t
+            .shifts
+            .first()
+            .and_then(|s| s.start_place.as_ref())
+            .unwrap_or(&t.home);
+        p.technicians.insert(
+            t.id.clone(),
+            MapPoint {
+                lat: start.lat,
+                lon: start.lon,
+            },
+        );
+    }
+    p
+}
+
+async fn view(
+    state: &AppState,
+    input: &ProblemInput,
+    stored: StoredPlan,
+) -> Result<PlanView, ApiError> {
+    let mut tx = state.db.begin_read().await?;
+    let published = plan_store::latest(&mut tx, stored.date, true).await?;
+    let published_version = published.map(|p| p.version);
+    let changes_since_publish = match published_version {
+        Some(v) => plan_store::audit_log(&mut tx, stored.date, Some(v)).await?,
+        None => Vec::new(),
+    };
+    tx.rollback().await?;
+    let locked = stored
+        .routes
+        .values()
+        .flatten()
+        .filter(|s| s.locked)
+        .map(|s| s.job.clone())
+        .collect();
+    Ok(PlanView {
+        kpis: day_kpis(input, &stored.document, &stored.violations),
+        places: places(input),
+        id: stored.id,
+        date: stored.date,
+        territory: stored.territory,
+        version: stored.version,
+        state: stored.state,
+        origin: stored.origin,
+        created_by: stored.created_by,
+        created_at: stored.created_at,
+        published_at: stored.published_at,
+        published_version,
+        changes_since_publish,
+        plan: stored.document,
+        locked,
+        violations: stored.violations,
+    })
+}
+
+/// The day's input with each locked visit pinned to its technician and, on a route,
+/// after the locked visit before it (so the order is kept). Returns the locked jobs.
+fn with_locks(input: &mut ProblemInput, routes: &DayRoutes) -> HashSet<String> {
+    let mut locked = HashSet::new();
+    for (technician, stops) in routes {
+        if !input.technicians.iter().any(|t| &t.id == technician) {
+            continue; // not working that day any more: nothing to keep
+        }
+        let mut previous: Option<String> = None;
+        for stop in stops.iter().filter(|s| s.locked) {
+            let Some(job) = input.jobs.iter_mut().find(|j| j.id == stop.job) else {
+                continue;
+            };
+            job.pinned_technician = Some(technician.clone());
+            if job.after_job.is_none() {
+                job.after_job = previous.clone();
+            }
+            previous = Some(job.id.clone());
+            locked.insert(job.id.clone());
+        }
+    }
+    locked
+}
+
+#[utoipa::path(post, path = "/v1/plans/{date}/optimize", tag = "dispatch", security(("bearer" = [])),
+    description = "Solves the day within the time budget (inline) and stores the result as a new draft version. \
+        Locked visits stay with their technician and in their order; bookings keep their promised windows; \
+        the published plan, if any, is the stability reference. Roles: admin, dispatcher.",
+    params(("date" = String, Path, description = "YYYY-MM-DD")),
+    request_body = OptimizeRequest,
+    responses((status = 200, body = PlanView),
+        (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody),
+        (status = 409, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
+pub async fn optimize(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(date): Path<String>,
+    body: Body,
+) -> Result<Json<PlanView>, ApiError> {
+    auth.require(roles::STAFF)?;
+    let date = parse_date(&date)?;
+    let request: OptimizeRequest = if body.bytes.is_empty() {
+        OptimizeRequest::default()
+    } else {
+        body.json_object()?
+    };
+    let seconds = request.seconds.unwrap_or(5);
+    if !(1..=MAX_SECONDS).contains(&seconds) {
+        return Err(ApiError::validation(vec![ErrorDetail::new(
+            "$.seconds",
+            "out_of_range",
+            format!("{seconds}: must be between 1 and {MAX_SECONDS}"),
+        )]));
+    }
+    let seed = request.seed.unwrap_or(1);
+    let input = day_problem(&state, date).await?;
+    let mut tx = state.db.begin_read().await?;
+    let current = plan_store::latest(&mut tx, date, false).await?;
+    let published = plan_store::latest(&mut tx, date, true).await?;
+    tx.rollback().await?;
+    let current_routes = current.map(|c| c.routes).unwrap_or_default();
+    let config = SolverConfig {
+        seed,
+        time_limit: Some(Duration::from_secs(u64::from(seconds))),
+        ..SolverConfig::default()
+    };
+    let day_input = input.clone();
+    let (evaluated, routes, lost_locks, iterations) = tokio::task::spawn_blocking(move || {
+        let mut locked_input = day_input.clone();
+        let locked = with_locks(&mut locked_input, &current_routes);
+        let previous = published.as_ref().map(|p| &p.document);
+        let solved = solve_field(&locked_input, previous, &config).map_err(ApiError::from)?;
+        let routes = routes_of(&solved.plan, &locked);
+        let kept: HashSet<&str> = routes.values().flatten().map(|s| s.job.as_str()).collect();
+        let mut lost: Vec<String> = locked
+            .iter()
+            .filter(|j| !kept.contains(j.as_str()))
+            .cloned()
+            .collect();
+        lost.sort();
+        // Evaluated against the day as it is (without the lock rules), as every change is.
+        let model = DayModel::new(day_input)?;
+        let evaluated = model.evaluate(&routes)?;
+        Ok::<_, ApiError>((evaluated, routes, lost, solved.result.iterations))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("the optimisation failed: {e}")))??;
+    let actor = auth.clone();
+    let at = now();
+    let stored = state
+        .db
+        .write(move |tx| {
+            let (evaluated, routes, auth) = (evaluated.clone(), routes.clone(), actor.clone());
+            let lost_locks = lost_locks.clone();
+            Box::pin(async move {
+                let stored = plan_store::insert_version(
+                    tx, date, "optimize", &evaluated, &routes, &auth, None, at,
+                )
+                .await?;
+                let details = json!({
+                    "seconds": seconds, "seed": seed, "iterations": iterations,
+                    "cost": evaluated.plan.cost.total,
+                    "jobs_assigned": evaluated.plan.kpis.jobs_assigned,
+                    "jobs_unassigned": evaluated.plan.kpis.jobs_unassigned,
+                    "violations": evaluated.violations.len(),
+                    "locks_not_kept": lost_locks,
+                });
+                plan_store::audit(
+                    tx,
+                    date,
+                    Some((&stored.id, stored.version)),
+                    &auth,
+                    "optimize",
+                    &details,
+                    at,
+                )
+                .await?;
+                Ok(stored)
+            })
+        })
+        .await?;
+    tracing::info!(%date, version = stored.version, "day optimised");
+    Ok(Json(view(&state, &input, stored).await?))
+}
+
+#[utoipa::path(get, path = "/v1/plans/{date}", tag = "dispatch", security(("bearer" = [])),
+    description = "The day's latest plan version with its routes, times, unassigned jobs and reasons, violations and KPIs. Roles: admin, dispatcher.",
+    params(("date" = String, Path, description = "YYYY-MM-DD")),
+    responses((status = 200, body = PlanView),
+        (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody),
+        (status = 404, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
+pub async fn read(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(date): Path<String>,
+) -> Result<Json<PlanView>, ApiError> {
+    auth.require(roles::STAFF)?;
+    let date = parse_date(&date)?;
+    let mut tx = state.db.begin_read().await?;
+    let stored = plan_store::latest(&mut tx, date, false).await?;
+    tx.rollback().await?;
+    let stored =
+        stored.ok_or_else(|| ApiError::not_found("plan for the date", date.to_string()))?;
+    let input = day_problem(&state, date).await?;
+    Ok(Json(view(&state, &input, stored).await?))
+}
+
+#[utoipa::path(post, path = "/v1/plans/{date}/changes", tag = "dispatch", security(("bearer" = [])),
+    description = "One manual change (`move`, `unassign`, `lock`, `unlock` or `swap`), answered at once with the \
+        violations of the changed routes and the cost and ETA delta from the solver's route evaluation (no re-solve). \
+        Stored as a new draft version unless `dry_run`. Roles: admin, dispatcher.",
+    params(("date" = String, Path, description = "YYYY-MM-DD")),
+    request_body = ChangeRequest,
+    responses((status = 200, body = ChangeAnswer),
+        (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody),
+        (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody),
+        (status = 422, body = super::error::ErrorBody)))]
+pub async fn change(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(date): Path<String>,
+    body: Body,
+) -> Result<Json<ChangeAnswer>, ApiError> {
+    auth.require(roles::STAFF)?;
+    let date = parse_date(&date)?;
+    let request: ChangeRequest = body.json_object()?;
+    let change = request.change()?;
+    let mut tx = state.db.begin_read().await?;
+    let current = plan_store::latest(&mut tx, date, false).await?;
+    tx.rollback().await?;
+    let current = current.ok_or_else(|| {
+        ApiError::not_found(
+            "plan for the date (optimise the day first)",
+            date.to_string(),
+        )
+    })?;
+    if let Some(v) = request.version {
+        if v != current.version {
+            return Err(ApiError::conflict(
+                "plan_changed",
+                format!(
+                    "the plan of {date} is at version {}, not {v}; read it again",
+                    current.version
+                ),
+            ));
+        }
+    }
+    let input = day_problem(&state, date).await?;
+    let before_routes = current.routes.clone();
+    let before_plan = current.document.clone();
+    let current_version = current.version;
+    let (evaluated, routes, mut answer) = tokio::task::spawn_blocking(move || {
+        let model = DayModel::new(input)?;
+        let (routes, changed) = apply(&model, &before_routes, &change)?;
+        let impossible: Vec<Violation> = changed
+            .iter()
+            .flat_map(|t| model.incompatible(t, routes.get(t).map_or(&[][..], |r| r)))
+            .collect();
+        if !impossible.is_empty() {
+            // No timing exists for a visit the technician may not do: answered, not stored.
+            return Ok((
+                None,
+                routes,
+                ChangeAnswer::refused(current_version, impossible),
+            ));
+        }
+        let evaluated = model.evaluate(&routes)?;
+        let answer = answer(
+            &model,
+            &before_routes,
+            &before_plan,
+            &routes,
+            &evaluated.plan,
+            &evaluated.violations,
+            &changed,
+        );
+        Ok::<_, ApiError>((Some(evaluated), routes, answer))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("the evaluation failed: {e}")))??;
+    answer.version = current.version;
+    let Some(evaluated) = evaluated.filter(|_| !request.dry_run) else {
+        return Ok(Json(answer));
+    };
+    let actor = auth.clone();
+    let at = now();
+    let expected = current.version;
+    let details = json!({
+        "change": request,
+        "feasible": answer.feasible,
+        "violations": answer.violations,
+        "cost_delta": answer.cost_delta,
+    });
+    let stored = state
+        .db
+        .write(move |tx| {
+            let (evaluated, routes, auth, details) = (
+                evaluated.clone(),
+                routes.clone(),
+                actor.clone(),
+                details.clone(),
+            );
+            Box::pin(async move {
+                let stored = plan_store::insert_version(
+                    tx,
+                    date,
+                    "change",
+                    &evaluated,
+                    &routes,
+                    &auth,
+                    Some(expected),
+                    at,
+                )
+                .await?;
+                plan_store::audit(
+                    tx,
+                    date,
+                    Some((&stored.id, stored.version)),
+                    &auth,
+                    "change",
+                    &details,
+                    at,
+                )
+                .await?;
+                Ok(stored)
+            })
+        })
+        .await?;
+    answer.applied = true;
+    answer.version = stored.version;
+    Ok(Json(answer))
+}
+
+/// What publishing did.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Published {
+    pub plan_id: String,
+    pub version: i32,
+    pub state: String,
+    pub published_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[utoipa::path(post, path = "/v1/plans/{date}/publish", tag = "dispatch", security(("bearer" = [])),
+    description = "The day's latest draft becomes the published plan (what the technicians' phones receive). \
+        409 `already_published`, or `plan_infeasible` with the violations. Roles: admin, dispatcher.",
+    params(("date" = String, Path, description = "YYYY-MM-DD")),
+    responses((status = 200, body = Published),
+        (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody),
+        (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody),
+        (status = 422, body = super::error::ErrorBody)))]
+pub async fn publish(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(date): Path<String>,
+) -> Result<Json<Published>, ApiError> {
+    auth.require(roles::STAFF)?;
+    let date = parse_date(&date)?;
+    let at = now();
+    let actor = auth.clone();
+    let (plan_id, version) = state
+        .db
+        .write(move |tx| {
+            let auth = actor.clone();
+            Box::pin(async move {
+                let (id, version) = plan_store::publish(tx, date, at).await?;
+                plan_store::audit(
+                    tx,
+                    date,
+                    Some((&id, version)),
+                    &auth,
+                    "publish",
+                    &json!({}),
+                    at,
+                )
+                .await?;
+                Ok((id, version))
+            })
+        })
+        .await?;
+    Ok(Json(Published {
+        plan_id,
+        version,
+        state: "published".into(),
+        published_at: at,
+    }))
+}
+
+/// The day's audit log.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct AuditLog {
+    pub entries: Vec<AuditEntry>,
+}
+
+#[utoipa::path(get, path = "/v1/plans/{date}/audit", tag = "dispatch", security(("bearer" = [])),
+    description = "Who optimised, changed and published the day's plan, and when, oldest first. Roles: admin, dispatcher.",
+    params(("date" = String, Path, description = "YYYY-MM-DD")),
+    responses((status = 200, body = AuditLog),
+        (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody),
+        (status = 422, body = super::error::ErrorBody)))]
+pub async fn audit(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(date): Path<String>,
+) -> Result<Json<AuditLog>, ApiError> {
+    auth.require(roles::STAFF)?;
+    let date = parse_date(&date)?;
+    let mut tx = state.db.begin_read().await?;
+    let entries = plan_store::audit_log(&mut tx, date, None).await?;
+    tx.rollback().await?;
+    Ok(Json(AuditLog { entries }))
+}

@@ -1,0 +1,164 @@
+//! KPIs of a day plan, for the day and per technician, read from the solver's
+//! evaluation (the plan document: its routes' times, travel and overtime, and its
+//! day KPIs) and the day's problem (shift lengths, windows), never re-derived by hand
+//! where the solver reports the number.
+
+use super::plan_eval::Violation;
+use chrono::{DateTime, FixedOffset};
+use despacho_solver::field::input::ProblemInput;
+use despacho_solver::field::plan::{Kpis, Plan, PlannedRoute};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashSet};
+use utoipa::ToSchema;
+
+/// The day's KPIs.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct DayKpis {
+    /// The solver's day KPIs (jobs, travel km and hours, work hours, utilisation of the
+    /// technician-days used, overtime, SLA hits and misses).
+    #[schema(value_type = Object)]
+    pub solver: Kpis,
+    /// Visits that start inside a window of their job and by their SLA due time, %.
+    pub on_time_pct: f64,
+    pub waiting_hours: f64,
+    /// Unplanned jobs by reason code.
+    pub unassigned_by_reason: BTreeMap<String, usize>,
+    pub technicians: Vec<TechnicianKpis>,
+}
+
+/// One technician's day.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct TechnicianKpis {
+    pub technician: String,
+    pub name: Option<String>,
+    pub jobs: usize,
+    pub travel_km: f64,
+    pub travel_hours: f64,
+    pub work_hours: f64,
+    pub waiting_hours: f64,
+    /// Hours on site ÷ regular shift hours.
+    pub utilisation: f64,
+    pub on_time_pct: f64,
+    pub overtime_minutes: f64,
+    /// Violations on this route (window missed, shift overrun…).
+    pub violations: usize,
+}
+
+fn parse(t: &str) -> Option<DateTime<FixedOffset>> {
+    DateTime::parse_from_rfc3339(t).ok()
+}
+
+fn hours(minutes: f64) -> f64 {
+    round2(minutes / 60.0)
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+fn pct(part: usize, whole: usize) -> f64 {
+    if whole == 0 {
+        100.0
+    } else {
+        round2(100.0 * part as f64 / whole as f64)
+    }
+}
+
+/// KPIs of `plan` (evaluated against `input`), `violations` the checker's.
+pub fn day_kpis(input: &ProblemInput, plan: &Plan, violations: &[Violation]) -> DayKpis {
+    let late: HashSet<&str> = violations
+        .iter()
+        .filter(|v| v.code == "window_missed")
+        .filter_map(|v| v.job.as_deref())
+        .collect();
+    let mut technicians = Vec::new();
+    let (mut visits, mut on_time, mut waiting) = (0, 0, 0.0);
+    for route in &plan.routes {
+        let t = technician_kpis(input, route, &late, violations);
+        visits += t.jobs;
+        on_time += (t.on_time_pct * t.jobs as f64 / 100.0).round() as usize;
+        waiting += t.waiting_hours;
+        technicians.push(t);
+    }
+    // Technicians working that day without a visit, for a complete picture.
+    for tech in &input.technicians {
+        if !plan.routes.iter().any(|r| r.technician == tech.id) {
+            technicians.push(TechnicianKpis {
+                technician: tech.id.clone(),
+                name: tech.name.clone(),
+                jobs: 0,
+                travel_km: 0.0,
+                travel_hours: 0.0,
+                work_hours: 0.0,
+                waiting_hours: 0.0,
+                utilisation: 0.0,
+                on_time_pct: 100.0,
+                overtime_minutes: 0.0,
+                violations: 0,
+            });
+        }
+    }
+    let mut unassigned_by_reason = BTreeMap::new();
+    for u in &plan.unassigned {
+        let code = serde_json::to_value(u.reason)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        *unassigned_by_reason.entry(code).or_insert(0) += 1;
+    }
+    DayKpis {
+        solver: plan.kpis.clone(),
+        on_time_pct: pct(on_time, visits),
+        waiting_hours: round2(waiting),
+        unassigned_by_reason,
+        technicians,
+    }
+}
+
+fn technician_kpis(
+    input: &ProblemInput,
+    route: &PlannedRoute,
+    late: &HashSet<&str>,
+    violations: &[Violation],
+) -> TechnicianKpis {
+    let tech = input.technicians.iter().find(|t| t.id == route.technician);
+    let shift = tech.and_then(|t| t.shifts.iter().find(|s| s.date == route.date));
+    let regular_minutes = shift.map_or(0.0, |s| {
+        let d = s.end - s.start;
+        d.num_seconds() as f64 / 60.0
+    });
+    let mut work = 0.0;
+    let mut travel = route.return_travel_minutes;
+    let mut waiting = 0.0;
+    let mut on_time = 0;
+    for stop in &route.stops {
+        if let (Some(a), Some(b)) = (parse(&stop.start), parse(&stop.end)) {
+            work += (b - a).num_seconds() as f64 / 60.0;
+        }
+        travel += stop.travel_minutes;
+        waiting += stop.waiting_minutes;
+        if stop.sla_late_minutes == 0.0 && !late.contains(stop.job.as_str()) {
+            on_time += 1;
+        }
+    }
+    TechnicianKpis {
+        technician: route.technician.clone(),
+        name: tech.and_then(|t| t.name.clone()),
+        jobs: route.stops.len(),
+        travel_km: route.distance_km,
+        travel_hours: hours(travel),
+        work_hours: hours(work),
+        waiting_hours: hours(waiting),
+        utilisation: if regular_minutes > 0.0 {
+            round2(work / regular_minutes)
+        } else {
+            0.0
+        },
+        on_time_pct: pct(on_time, route.stops.len()),
+        overtime_minutes: route.overtime_minutes,
+        violations: violations
+            .iter()
+            .filter(|v| v.technician.as_deref() == Some(route.technician.as_str()))
+            .count(),
+    }
+}

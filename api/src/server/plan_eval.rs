@@ -1,0 +1,244 @@
+//! A day's routes as the dispatcher holds them (technician → ordered jobs, some locked)
+//! evaluated by the solver: the field plan is compiled once, the routes become a core
+//! [`Solution`], each route is timed by the solver's fixed-order route evaluation
+//! ([`schedule_route`], through [`build_plan`]) and the result is checked by the
+//! independent checker ([`check_plan`]). Nothing here searches: an order given is the
+//! order evaluated, feasible or not.
+
+use super::error::ApiError;
+use despacho_solver::field::check::{check_plan, PlanViolation};
+use despacho_solver::field::compile::{compile, Compiled};
+use despacho_solver::field::input::ProblemInput;
+use despacho_solver::field::plan::Plan;
+use despacho_solver::field::solve::build_plan;
+use despacho_solver::{schedule_route, Cost, Route, Solution};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use utoipa::ToSchema;
+
+/// One visit of a stored route.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RouteStop {
+    pub job: String,
+    /// Kept with this technician, in this order, when the day is optimised again.
+    pub locked: bool,
+}
+
+/// A day's routes: technician id → visits in order (technicians without visits absent).
+pub type DayRoutes = BTreeMap<String, Vec<RouteStop>>;
+
+/// One problem of a plan, in the dispatcher's words.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Violation {
+    /// `window_missed`, `shift_overrun`, `skill_missing`, `break`, `capacity`,
+    /// `too_many_jobs`, `outside_territory`, `pinned`, `relation`, or the checker's own code.
+    pub code: String,
+    pub technician: Option<String>,
+    pub job: Option<String>,
+    pub message: String,
+    /// The checker's code and path into the plan document.
+    pub check_code: String,
+    pub path: String,
+}
+
+/// The routes of a day, evaluated.
+#[derive(Clone, Debug)]
+pub struct Evaluated {
+    pub plan: Plan,
+    pub violations: Vec<Violation>,
+}
+
+/// A compiled day and the index maps to read the stored routes into core terms.
+pub struct DayModel {
+    pub input: ProblemInput,
+    pub compiled: Compiled,
+    /// Technician id → core vehicle type (the technician's shift that day).
+    pub vehicle: HashMap<String, usize>,
+    /// Job id → core job index.
+    pub job: HashMap<String, usize>,
+}
+
+impl DayModel {
+    /// Compiles the day's problem (validation, travel matrices).
+    pub fn new(input: ProblemInput) -> Result<DayModel, ApiError> {
+        let compiled = compile(&input, &HashMap::new()).map_err(ApiError::from)?;
+        let vehicle = compiled
+            .vehicles
+            .iter()
+            .enumerate()
+            .map(|(vt, v)| (input.technicians[v.technician].id.clone(), vt))
+            .collect();
+        let job = input
+            .jobs
+            .iter()
+            .enumerate()
+            .map(|(k, j)| (j.id.clone(), k))
+            .collect();
+        Ok(DayModel {
+            input,
+            compiled,
+            vehicle,
+            job,
+        })
+    }
+
+    /// The core route of a technician's visits; jobs or technicians the day no longer
+    /// has (a job cancelled since, a shift removed) are left out.
+    pub fn core_route(&self, technician: &str, stops: &[RouteStop]) -> Option<Route> {
+        let vehicle_type = *self.vehicle.get(technician)?;
+        let jobs = stops
+            .iter()
+            .filter_map(|s| self.job.get(&s.job).copied())
+            .collect();
+        Some(Route { vehicle_type, jobs })
+    }
+
+    /// The solver's objective of one route (currency units, time warp not included),
+    /// and its time warp in seconds (0 when every window and the shift are kept).
+    pub fn route_cost(&self, technician: &str, stops: &[RouteStop]) -> (f64, i64) {
+        let Some(route) = self.core_route(technician, stops) else {
+            return (0.0, 0);
+        };
+        if route.jobs.is_empty() {
+            return (0.0, 0);
+        }
+        match schedule_route(&self.compiled.problem, route.vehicle_type, &route.jobs) {
+            Some((schedule, eval)) => (
+                self.compiled.currency(eval.cost(0, 0)),
+                schedule.time_warp.get(),
+            ),
+            None => (0.0, 0),
+        }
+    }
+
+    /// The visits of `stops` that `technician` may not do at all (the solver's
+    /// compatibility: skills and levels, territory, pinned technician, van capacity),
+    /// each as a violation. Such a route has no timing: the change is refused.
+    pub fn incompatible(&self, technician: &str, stops: &[RouteStop]) -> Vec<Violation> {
+        let Some(&vt) = self.vehicle.get(technician) else {
+            return Vec::new();
+        };
+        let tech = &self.input.technicians[self.compiled.vehicles[vt].technician];
+        stops
+            .iter()
+            .filter_map(|s| {
+                let &k = self.job.get(&s.job)?;
+                if self.compiled.problem.allows(k, vt) {
+                    return None;
+                }
+                let job = &self.input.jobs[k];
+                let missing: Vec<String> = job
+                    .required_skills
+                    .iter()
+                    .filter(|(skill, &level)| tech.skills.get(*skill).is_none_or(|&l| l < level))
+                    .map(|(skill, level)| format!("{skill} (level {level})"))
+                    .collect();
+                let (code, message) = if missing.is_empty() {
+                    (
+                        "not_allowed",
+                        format!(
+                            "`{technician}` may not do `{}` (territory, pinned technician or van capacity)",
+                            s.job
+                        ),
+                    )
+                } else {
+                    (
+                        "skill_missing",
+                        format!("`{technician}` lacks {} for `{}`", missing.join(", "), s.job),
+                    )
+                };
+                Some(Violation {
+                    code: code.into(),
+                    technician: Some(technician.to_owned()),
+                    job: Some(s.job.clone()),
+                    message,
+                    check_code: "incompatible".into(),
+                    path: format!("$.routes[\"{technician}\"]"),
+                })
+            })
+            .collect()
+    }
+
+    /// What leaving `job` unplanned costs (currency units).
+    pub fn unassigned_cost(&self, job: &str) -> f64 {
+        let Some(&k) = self.job.get(job) else {
+            return 0.0;
+        };
+        let cost = self
+            .compiled
+            .problem
+            .rules()
+            .and_then(|r| r.jobs[k].unassigned_cost)
+            .unwrap_or(Cost::ZERO);
+        self.compiled.currency(cost)
+    }
+
+    /// The whole day evaluated: plan document and violations.
+    pub fn evaluate(&self, routes: &DayRoutes) -> Result<Evaluated, ApiError> {
+        let solution = Solution {
+            routes: routes
+                .iter()
+                .filter_map(|(t, stops)| self.core_route(t, stops))
+                .collect(),
+        };
+        let plan = build_plan(&self.input, &self.compiled, &solution);
+        let check = check_plan(&self.input, &plan)
+            .map_err(|e| ApiError::Internal(format!("cannot check the plan: {e}")))?;
+        let violations = check
+            .violations
+            .iter()
+            .filter(|v| !matches!(v.code, "cost_mismatch" | "kpi_mismatch" | "reported_value"))
+            .map(|v| describe(&plan, v))
+            .collect();
+        Ok(Evaluated { plan, violations })
+    }
+}
+
+/// The checker's violation in dispatcher terms: which technician and job, and a code
+/// a person reads (`window_missed` rather than `start_before_arrival`).
+fn describe(plan: &Plan, v: &PlanViolation) -> Violation {
+    let index = |key: &str| -> Option<usize> {
+        let rest = v.path.split(key).nth(1)?;
+        rest.split(']').next()?.parse().ok()
+    };
+    let route = index("routes[").and_then(|r| plan.routes.get(r));
+    let job = route
+        .and_then(|r| index("stops[").and_then(|s| r.stops.get(s)))
+        .map(|s| s.job.clone());
+    let code = match v.code {
+        "window" | "start_before_arrival" | "travel_time" => "window_missed",
+        "shift" => "shift_overrun",
+        "missing_skill" => "skill_missing",
+        "break" | "missing_break" => "break",
+        "pinned_technician" | "pinned_start" => "pinned",
+        "same_technician" | "after_job" => "relation",
+        other => other,
+    };
+    Violation {
+        code: code.to_owned(),
+        technician: route.map(|r| r.technician.clone()),
+        job,
+        message: v.message.clone(),
+        check_code: v.code.to_owned(),
+        path: v.path.clone(),
+    }
+}
+
+/// The routes of a solver plan, every visit unlocked unless in `locked`.
+pub fn routes_of(plan: &Plan, locked: &std::collections::HashSet<String>) -> DayRoutes {
+    plan.routes
+        .iter()
+        .map(|r| {
+            (
+                r.technician.clone(),
+                r.stops
+                    .iter()
+                    .map(|s| RouteStop {
+                        job: s.job.clone(),
+                        locked: locked.contains(&s.job),
+                    })
+                    .collect(),
+            )
+        })
+        .collect()
+}

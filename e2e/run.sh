@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# End-to-end test of the /dispatch page: builds despacho, starts `despacho serve --demo`
+# on a temporary SQLite file, drives the page in headless Chromium (Debian's chromium
+# through playwright-core) and saves screenshots in docs/.
+# Skips (exit 0, with a message) when chromium is missing.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(dirname "$here")"
+chromium="${CHROMIUM:-$(command -v chromium || command -v chromium-browser || true)}"
+if [[ -z "$chromium" ]]; then
+  echo "SKIPPED: chromium is not installed (apt-get install -y chromium), e2e test not run"
+  exit 0
+fi
+cd "$here"
+[[ -d node_modules/playwright-core ]] || npm ci --no-audit --no-fund
+target="${CARGO_TARGET_DIR:-$root/target}"
+# E2E_NO_BUILD=1: use the binary already built in $target.
+[[ "${E2E_NO_BUILD:-}" == 1 ]] || (cd "$root" && cargo build -p despacho-api --bin despacho)
+work="$(mktemp -d)"
+port="${E2E_PORT:-18188}"
+"$target/debug/despacho" serve --demo --no-worker --listen "127.0.0.1:$port" \
+  --database-url "sqlite://$work/despacho.db" > "$work/out.txt" 2> "$work/err.txt" &
+server=$!
+trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
+for _ in $(seq 1 100); do
+  grep -q "listening on" "$work/out.txt" 2>/dev/null && break
+  sleep 0.2
+done
+key="$(awk '$1 == "dispatcher" {print $2}' "$work/out.txt")"
+[[ -n "$key" ]] || { cat "$work/out.txt" "$work/err.txt"; echo "no dispatcher key"; exit 1; }
+date="$(TZ=America/Sao_Paulo date +%F)"
+CHROMIUM="$chromium" node dispatch.mjs "http://127.0.0.1:$port" "$key" "$date" "$root/docs"
