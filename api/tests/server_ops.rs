@@ -33,7 +33,7 @@ async fn probes_answer(s: TestServer) {
     assert_eq!(r.json["status"], "unavailable");
 }
 
-const ENDPOINTS: [(&str, &str); 37] = [
+const ENDPOINTS: [(&str, &str); 38] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("post", "/v1/api-keys"),
@@ -71,6 +71,7 @@ const ENDPOINTS: [(&str, &str); 37] = [
     ("post", "/v1/chat/inbound"),
     ("get", "/v1/dispatcher-queue"),
     ("get", "/v1/bookings/at-risk"),
+    ("post", "/v1/bookings/{id}/events"),
 ];
 
 fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {

@@ -53,6 +53,7 @@ pub mod settings;
 pub mod state;
 pub mod technicians;
 pub mod validation;
+pub mod visit_events;
 pub mod webhook_endpoints;
 pub mod worker;
 
@@ -209,6 +210,7 @@ pub fn app(state: AppState) -> Router {
         .merge(webhook_endpoints::router())
         .merge(inbound::router())
         .merge(dispatcher_queue::router())
+        .merge(visit_events::router())
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))

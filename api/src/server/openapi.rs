@@ -15,7 +15,7 @@
 use super::state::AppState;
 use super::{
     api_keys, booking_views, bookings, customers, dispatcher_queue, error, health, import, inbound,
-    jobs, outbox, plans, settings, technicians, webhook_endpoints,
+    jobs, outbox, plans, settings, technicians, visit_events, webhook_endpoints,
 };
 use axum::extract::State;
 use axum::http::header;
@@ -118,6 +118,7 @@ impl Modify for BearerAuth {
         webhook_endpoints::create, webhook_endpoints::list, webhook_endpoints::remove,
         outbox::list,
         inbound::receive, dispatcher_queue::list, dispatcher_queue::at_risk,
+        visit_events::record,
     ),
     components(schemas(error::ErrorBody, error::ErrorObject, error::ErrorDetail,
         booking_views::Booking, booking_views::Refusal, booking_views::SlotSearchAnswer)),
