@@ -704,6 +704,55 @@ mod tests {
     }
 
     #[test]
+    fn visit_messages_say_the_eta_and_the_offered_slots_in_local_time() {
+        let t = builtin().unwrap();
+        let eta_start = Utc.with_ymd_and_hms(2026, 3, 2, 12, 30, 0).unwrap();
+        let eta = (eta_start, eta_start + chrono::TimeDelta::hours(1));
+        let slots = [(
+            Utc.with_ymd_and_hms(2026, 3, 3, 13, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2026, 3, 3, 15, 0, 0).unwrap(),
+        )];
+        let f = Facts {
+            eta: Some(eta),
+            offered: &slots,
+            ..facts()
+        };
+        let r = t.render(TechnicianEnRoute, Some("pt-BR"), "en", SP, &f);
+        assert!(r.text.contains("chega entre 09:30 e 10:30"), "{}", r.text);
+        let r = t.render(TechnicianRunningLate, Some("en"), "en", SP, &f);
+        assert!(
+            r.text.contains("between 9:30 AM and 10:30 AM"),
+            "{}",
+            r.text
+        );
+        let r = t.render(MissedVisit, Some("es"), "en", SP, &f);
+        assert!(
+            r.text.contains("martes, 3 de marzo de 2026, 10:00–12:00"),
+            "{}",
+            r.text
+        );
+        let none = Facts {
+            offered: &[],
+            ..facts()
+        };
+        let r = t.render(MissedVisit, Some("en"), "en", SP, &none);
+        assert!(r.text.contains("no free slot right now"), "{}", r.text);
+        // Every kind in every shipped language.
+        for kind in MessageKind::ALL {
+            for language in ["en", "es", "pt-BR"] {
+                assert_eq!(t.language_for(kind, Some(language), "en"), language);
+            }
+        }
+        // An ETA placeholder outside the ETA messages is refused at load.
+        let mut sources = BUILTIN.to_vec();
+        sources.push((SurveyRequest, "fr", "Arrivée {eta_start}"));
+        assert!(matches!(
+            Templates::load(&sources),
+            Err(TemplateError::NotAvailable { .. })
+        ));
+    }
+
+    #[test]
     fn a_missing_translation_falls_back_never_to_a_blank_message() {
         // Same language first (pt-PT → pt-BR), then the operation's default, then en.
         let t = builtin().unwrap();
