@@ -56,14 +56,16 @@ impl Chat {
     /// POSTs `body`, signed now with the endpoint's secret; also the replay header.
     async fn say(&self, body: &Value) -> (Reply, bool) {
         let bytes = serde_json::to_vec(body).unwrap();
+        // One reading of the clock: two could straddle a second and never match.
+        let now = Utc::now().timestamp();
         let request = Request::builder()
             .method(Method::POST)
             .uri("/v1/chat/inbound")
             .header("content-type", "application/json")
-            .header("despacho-timestamp", Utc::now().timestamp().to_string())
+            .header("despacho-timestamp", now.to_string())
             .header(
                 "despacho-signature",
-                signature(self.secret.as_bytes(), Utc::now().timestamp(), &bytes),
+                signature(self.secret.as_bytes(), now, &bytes),
             )
             .body(axum::body::Body::from(bytes.clone()))
             .unwrap();

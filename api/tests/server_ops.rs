@@ -33,7 +33,7 @@ async fn probes_answer(s: TestServer) {
     assert_eq!(r.json["status"], "unavailable");
 }
 
-const ENDPOINTS: [(&str, &str); 45] = [
+const ENDPOINTS: [(&str, &str); 46] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("post", "/v1/api-keys"),
@@ -79,6 +79,7 @@ const ENDPOINTS: [(&str, &str); 45] = [
     ("get", "/v1/bookings/at-risk"),
     ("post", "/v1/sync/push"),
     ("post", "/v1/sync/pull"),
+    ("post", "/v1/bookings/{id}/events"),
 ];
 
 fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {

@@ -365,6 +365,23 @@ async fn target(db: &Db, reference: &str) -> Result<Target, ApiError> {
     })
 }
 
+/// New graded slots for booking `id`'s visit, as a `reschedule` reply gets them
+/// (`{"status", "slots", "reschedule_with"}`); 404 for an unknown booking, 409 for a
+/// cancelled one. The missed-visit follow-up (visit_events.rs) offers the first ones.
+pub(crate) async fn new_slots_for(state: &AppState, id: &str) -> Result<Value, ApiError> {
+    let found: Option<Target> = on_pool!(&state.db, |pool| {
+        sqlx::query_as(
+            "SELECT id, token, customer_id, job, status, date, window_start, window_end \
+             FROM bookings WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+    })?;
+    let booking = found.ok_or_else(|| ApiError::not_found("booking", id))?;
+    reschedule_slots(state, &booking).await
+}
+
 /// A stored answer.
 #[derive(Debug, sqlx::FromRow)]
 struct Stored {

@@ -62,6 +62,7 @@ pub mod state;
 pub mod sync;
 pub mod technicians;
 pub mod validation;
+pub mod visit_events;
 pub mod webhook_endpoints;
 pub mod worker;
 
@@ -226,6 +227,7 @@ pub fn app(state: AppState) -> Router {
         .merge(inbound::router())
         .merge(dispatcher_queue::router())
         .merge(sync::router())
+        .merge(visit_events::router())
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))

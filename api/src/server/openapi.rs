@@ -15,7 +15,8 @@
 use super::state::AppState;
 use super::{
     api_keys, booking_views, bookings, customers, dispatch, dispatcher_queue, error, health,
-    import, inbound, jobs, outbox, plans, settings, sync, technicians, webhook_endpoints,
+    import, inbound, jobs, outbox, plans, settings, sync, technicians, visit_events,
+    webhook_endpoints,
 };
 use axum::extract::State;
 use axum::http::header;
@@ -120,6 +121,7 @@ impl Modify for BearerAuth {
         outbox::list,
         inbound::receive, dispatcher_queue::list, dispatcher_queue::at_risk,
         sync::push, sync::pull, sync::assign,
+        visit_events::record,
     ),
     components(schemas(error::ErrorBody, error::ErrorObject, error::ErrorDetail,
         booking_views::Booking, booking_views::Refusal, booking_views::SlotSearchAnswer)),

@@ -12,7 +12,11 @@
 //! | booked (confirmed at once), hold confirmed | `booking_confirmed` + one `booking_reminder` per offset |
 //! | rescheduled (a confirmed booking) | `booking_rescheduled` + new reminders; the pending reminders are `superseded` |
 //! | cancelled (a confirmed booking) | `booking_cancelled`; the pending reminders are `superseded` |
+//! | cancelled equipment return | also `equipment_return_reminder` |
 //! | held, hold rescheduled or cancelled | nothing (the customer was promised nothing yet) |
+//! | visit events (visit_events.rs) | `technician_en_route`, `technician_running_late`, `survey_request` (delayed), `missed_visit`; completed/missed supersede the reminders |
+//!
+//! A kind listed in `Settings::message_kinds_off` is not written.
 //!
 //! A reminder is due at the window's start less each of `Settings::reminder_offsets_minutes`
 //! (default the day before and three hours before); one already past is not written.
@@ -44,6 +48,9 @@ pub const DEFAULT_REMINDER_OFFSETS_MINUTES: [u32; 2] = [1440, 180];
 /// The longest reminder offset (a week) and the most reminders per booking.
 pub const MAX_REMINDER_OFFSET_MINUTES: u32 = 7 * 1440;
 pub const MAX_REMINDERS: usize = 5;
+/// Default delay of the satisfaction survey after a completed visit, and the longest.
+pub const DEFAULT_SURVEY_DELAY_MINUTES: u32 = 120;
+pub const MAX_SURVEY_DELAY_MINUTES: u32 = 7 * 1440;
 
 /// Status of an outbox row.
 pub mod status {
@@ -72,6 +79,24 @@ pub struct Payload {
     pub offset_minutes: Option<u32>,
     /// The calendar event's `SEQUENCE`: the number of reschedules so far.
     pub sequence: u32,
+    /// The technician's ETA window (on the way, running late).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta: Option<UtcWindow>,
+    /// Why: running late (the technician's words), missed (`customer_absent`, `no_access`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// After a missed visit: the first graded slots of a new search (as
+    /// `POST /v1/slots/search` answers them, with their slot tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offered_slots: Option<Vec<serde_json::Value>>,
+}
+
+/// What a visit event adds to its message's [`Payload`].
+#[derive(Clone, Debug, Default)]
+pub struct EventFacts {
+    pub eta: Option<UtcWindow>,
+    pub reason: Option<String>,
+    pub offered_slots: Option<Vec<serde_json::Value>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -123,6 +148,26 @@ pub fn check_message_settings(settings: &Settings) -> Vec<ErrorDetail> {
             ));
         }
     }
+    for (i, kind) in settings.message_kinds_off.iter().enumerate() {
+        if MessageKind::parse(kind).is_none() {
+            let known: Vec<&str> = MessageKind::ALL.iter().map(|k| k.as_str()).collect();
+            details.push(ErrorDetail::new(
+                format!("$.message_kinds_off[{i}]"),
+                "unknown_message_kind",
+                format!("`{kind}`: use one of {}", known.join(", ")),
+            ));
+        }
+    }
+    if settings.survey_delay_minutes > MAX_SURVEY_DELAY_MINUTES {
+        details.push(ErrorDetail::new(
+            "$.survey_delay_minutes",
+            "out_of_range",
+            format!(
+                "{}: the survey goes 0 to {MAX_SURVEY_DELAY_MINUTES} minutes (a week) after the visit",
+                settings.survey_delay_minutes
+            ),
+        ));
+    }
     let complete = super::notify::templates::builtin()
         .map(|t| t.complete_languages())
         .unwrap_or_default();
@@ -157,17 +202,12 @@ struct BookingRow {
     reschedules: i64,
 }
 
-/// Writes the messages of a change of booking `booking_id` into `tx`, the change's own
-/// transaction (see the module's table): the `kind` message, due now, and for a
-/// confirmation or a reschedule the reminders. `previous` is the window before a
-/// reschedule. Nothing for a booking without a customer.
-pub async fn booking_event(
+/// The booking as its messages describe it, its customer and their channel: `None`
+/// for a booking without a customer.
+async fn message_base(
     tx: &mut Tx,
     booking_id: &str,
-    kind: MessageKind,
-    previous: Option<(DateTime<Utc>, DateTime<Utc>)>,
-    now: DateTime<Utc>,
-) -> Result<(), ApiError> {
+) -> Result<Option<(String, Channel, Payload)>, ApiError> {
     // The booking, its customer's channel and its reschedule count in one statement:
     // this runs inside every booking's write transaction.
     let row: Option<BookingRow> = on_tx!(tx, |conn| {
@@ -185,13 +225,8 @@ pub async fn booking_event(
     let row =
         row.ok_or_else(|| ApiError::Internal(format!("booking `{booking_id}` is not there")))?;
     let Some(customer_id) = row.customer_id.clone() else {
-        return Ok(());
+        return Ok(None);
     };
-    // A reschedule or a cancellation makes the reminders of the old window wrong. A
-    // confirmation comes first: a new booking or a hold, which has no reminders yet.
-    if kind != MessageKind::BookingConfirmed {
-        supersede_reminders(tx, booking_id, kind.as_str()).await?;
-    }
     let channel = row
         .preferred_channel
         .as_deref()
@@ -200,7 +235,6 @@ pub async fn booking_event(
     let job: JobInput = serde_json::from_str(&row.job).map_err(|e| {
         ApiError::Internal(format!("stored booking `{}` is not valid: {e}", row.id))
     })?;
-    let reschedules = row.reschedules;
     let payload = Payload {
         booking: BookingFacts {
             id: row.id.clone(),
@@ -214,26 +248,64 @@ pub async fn booking_event(
             kind: job.kind,
             address: job.place.address.clone(),
         },
-        previous_window: previous.map(|(start, end)| UtcWindow { start, end }),
+        previous_window: None,
         offset_minutes: None,
-        sequence: u32::try_from(reschedules).unwrap_or(0),
+        sequence: u32::try_from(row.reschedules).unwrap_or(0),
+        eta: None,
+        reason: None,
+        offered_slots: None,
     };
+    Ok(Some((customer_id, channel, payload)))
+}
+
+/// Writes the messages of a change of booking `booking_id` into `tx`, the change's own
+/// transaction (see the module's table): the `kind` message, due now, and for a
+/// confirmation or a reschedule the reminders; for the cancellation of an equipment
+/// return, the `equipment_return_reminder`. `previous` is the window before a
+/// reschedule. Nothing for a booking without a customer, nor for a kind in the
+/// settings' `message_kinds_off`.
+pub async fn booking_event(
+    tx: &mut Tx,
+    booking_id: &str,
+    kind: MessageKind,
+    previous: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let Some((customer_id, channel, mut payload)) = message_base(tx, booking_id).await? else {
+        return Ok(());
+    };
+    // A reschedule or a cancellation makes the reminders of the old window wrong. A
+    // confirmation comes first: a new booking or a hold, which has no reminders yet.
+    if kind != MessageKind::BookingConfirmed {
+        supersede_reminders(tx, booking_id, kind.as_str()).await?;
+    }
+    payload.previous_window = previous.map(|(start, end)| UtcWindow { start, end });
+    let settings = settings_in(tx).await?;
     let base = NewRow {
         booking_id,
         customer_id: &customer_id,
         channel,
         now,
     };
-    // The message and its reminders in one statement (this runs inside every
-    // booking's write transaction).
-    let mut rows = vec![(kind, payload.clone(), now)];
+    // The messages of the change and its reminders in one statement (this runs inside
+    // every booking's write transaction).
+    let mut rows = Vec::new();
+    if settings.sends(kind) {
+        rows.push((kind, payload.clone(), now));
+    }
+    if kind == MessageKind::BookingCancelled
+        && payload.booking.kind == JobKind::EquipmentReturn
+        && settings.sends(MessageKind::EquipmentReturnReminder)
+    {
+        rows.push((MessageKind::EquipmentReturnReminder, payload.clone(), now));
+    }
     if matches!(
         kind,
         MessageKind::BookingConfirmed | MessageKind::BookingRescheduled
-    ) {
-        let offsets = settings_in(tx).await?.reminder_offsets_minutes;
-        for minutes in offsets {
-            let due = row.window_start - TimeDelta::minutes(i64::from(minutes));
+    ) && settings.sends(MessageKind::BookingReminder)
+    {
+        for minutes in settings.reminder_offsets_minutes {
+            let due = payload.booking.window.start - TimeDelta::minutes(i64::from(minutes));
             if due <= now {
                 continue;
             }
@@ -246,6 +318,37 @@ pub async fn booking_event(
         }
     }
     base.insert_all(tx, &rows).await
+}
+
+/// Writes the `kind` message of a visit event (visit_events.rs) into `tx`, the event's
+/// own transaction, due at `due`, with the event's `facts`. `false` when none was
+/// written: a booking without a customer, or a kind turned off in the settings.
+pub async fn visit_message(
+    tx: &mut Tx,
+    booking_id: &str,
+    kind: MessageKind,
+    facts: EventFacts,
+    due: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<bool, ApiError> {
+    if !settings_in(tx).await?.sends(kind) {
+        return Ok(false);
+    }
+    let Some((customer_id, channel, mut payload)) = message_base(tx, booking_id).await? else {
+        return Ok(false);
+    };
+    payload.eta = facts.eta;
+    payload.reason = facts.reason;
+    payload.offered_slots = facts.offered_slots;
+    NewRow {
+        booking_id,
+        customer_id: &customer_id,
+        channel,
+        now,
+    }
+    .insert_all(tx, &[(kind, payload, due)])
+    .await?;
+    Ok(true)
 }
 
 /// The columns every row of one change shares.
@@ -307,7 +410,7 @@ impl NewRow<'_> {
 
 /// Marks the booking's pending reminders `superseded` (a worker holding one keeps its
 /// lease, but can no longer mark it delivered).
-async fn supersede_reminders(tx: &mut Tx, booking_id: &str, by: &str) -> Result<u64, ApiError> {
+pub async fn supersede_reminders(tx: &mut Tx, booking_id: &str, by: &str) -> Result<u64, ApiError> {
     const SQL: &str = "UPDATE outbox SET status = 'superseded', last_error = $2 \
         WHERE booking_id = $1 AND kind = 'booking_reminder' AND status = 'pending'";
     let reason = format!("superseded by {by}");
@@ -346,7 +449,9 @@ pub struct OutboxQuery {
 pub struct OutboxMessage {
     /// The stable event id receivers deduplicate by.
     pub id: String,
-    /// `booking_confirmed`, `booking_rescheduled`, `booking_cancelled`, `booking_reminder`.
+    /// `booking_confirmed`, `booking_rescheduled`, `booking_cancelled`, `booking_reminder`,
+    /// `technician_en_route`, `technician_running_late`, `survey_request`, `missed_visit`,
+    /// `equipment_return_reminder`.
     pub kind: String,
     pub booking_id: String,
     pub customer_id: String,

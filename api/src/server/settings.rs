@@ -50,6 +50,27 @@ pub struct Settings {
     /// template is missing in the customer's language: `en`, `es` or `pt-BR`. Default `en`.
     #[serde(default = "default_language")]
     pub default_language: String,
+    /// Message kinds not sent at all (no outbox row is written): any of
+    /// `booking_confirmed`, `booking_rescheduled`, `booking_cancelled`,
+    /// `booking_reminder`, `technician_en_route`, `technician_running_late`,
+    /// `survey_request`, `missed_visit`, `equipment_return_reminder`. Default `[]`.
+    #[serde(default)]
+    pub message_kinds_off: Vec<String>,
+    /// How long after a completed visit the satisfaction survey is sent, minutes,
+    /// 0 to 10080 (a week). Default 120.
+    #[serde(default = "default_survey_delay")]
+    pub survey_delay_minutes: u32,
+}
+
+fn default_survey_delay() -> u32 {
+    super::outbox::DEFAULT_SURVEY_DELAY_MINUTES
+}
+
+impl Settings {
+    /// Whether messages of `kind` are written (not in `message_kinds_off`).
+    pub fn sends(&self, kind: super::notify::templates::MessageKind) -> bool {
+        !self.message_kinds_off.iter().any(|k| k == kind.as_str())
+    }
 }
 
 fn default_repair_reserve() -> f64 {
@@ -72,6 +93,8 @@ impl Default for Settings {
             repair_reserve: default_repair_reserve(),
             reminder_offsets_minutes: default_reminder_offsets(),
             default_language: default_language(),
+            message_kinds_off: Vec::new(),
+            survey_delay_minutes: default_survey_delay(),
         }
     }
 }
@@ -119,7 +142,7 @@ pub async fn replace(
 
 const SELECT: &str = "SELECT key, value FROM settings \
     WHERE key IN ('time_zone', 'travel', 'repair_reserve', 'reminder_offsets_minutes', \
-    'default_language')";
+    'default_language', 'message_kinds_off', 'survey_delay_minutes')";
 const UPSERT: &str = "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3) \
                       ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at";
 
@@ -140,6 +163,12 @@ fn from_rows(rows: Vec<(String, String)>) -> Result<Settings, ApiError> {
             }
             "default_language" => {
                 settings.default_language = serde_json::from_str(&value).map_err(bad)?
+            }
+            "message_kinds_off" => {
+                settings.message_kinds_off = serde_json::from_str(&value).map_err(bad)?
+            }
+            "survey_delay_minutes" => {
+                settings.survey_delay_minutes = serde_json::from_str(&value).map_err(bad)?
             }
             _ => {}
         }
@@ -173,12 +202,17 @@ pub async fn put_settings(tx: &mut Tx, settings: &Settings) -> Result<(), sqlx::
     let offsets =
         serde_json::to_string(&settings.reminder_offsets_minutes).expect("numbers serialise");
     let language = serde_json::to_string(&settings.default_language).expect("a string serialises");
+    let kinds_off = serde_json::to_string(&settings.message_kinds_off).expect("strings serialise");
+    let survey_delay =
+        serde_json::to_string(&settings.survey_delay_minutes).expect("a number serialises");
     for (key, value) in [
         ("time_zone", time_zone),
         ("travel", travel),
         ("repair_reserve", reserve),
         ("reminder_offsets_minutes", offsets),
         ("default_language", language),
+        ("message_kinds_off", kinds_off),
+        ("survey_delay_minutes", survey_delay),
     ] {
         on_tx!(tx, |conn| {
             sqlx::query(UPSERT)

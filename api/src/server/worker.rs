@@ -389,6 +389,16 @@ impl Worker {
             .or_else(|| context.settings.time_zone.parse().ok())
             .unwrap_or(chrono_tz::UTC);
         let window = payload.booking.window;
+        // A survey or an equipment-return reminder waits for the end of quiet hours
+        // (after the visit: no window to miss).
+        if matches!(
+            kind,
+            MessageKind::SurveyRequest | MessageKind::EquipmentReturnReminder
+        ) {
+            if let Some(until) = self.quiet_until(self.now(), tz) {
+                return Outcome::Deferred { until };
+            }
+        }
         if kind == MessageKind::BookingReminder {
             let now = self.now();
             if now >= window.start {
@@ -409,12 +419,27 @@ impl Worker {
             Ok(c) => c,
             Err(reason) => return Outcome::Suppressed { reason },
         };
+        let offered: Vec<(DateTime<Utc>, DateTime<Utc>)> = payload
+            .offered_slots
+            .iter()
+            .flatten()
+            .filter_map(|slot| {
+                let at = |f: &str| {
+                    DateTime::parse_from_rfc3339(slot[f].as_str()?)
+                        .ok()
+                        .map(|t| t.with_timezone(&Utc))
+                };
+                Some((at("start")?, at("end")?))
+            })
+            .collect();
         let facts = Facts {
             customer_name: &recipient.name,
             visit: payload.booking.kind,
             window: (window.start, window.end),
             previous: payload.previous_window.map(|w| (w.start, w.end)),
             reference: &payload.booking.token,
+            eta: payload.eta.map(|w| (w.start, w.end)),
+            offered: &offered,
         };
         let rendered = self.templates.render(
             kind,
@@ -473,6 +498,26 @@ impl Worker {
         }
         if let Some(ics) = ics {
             body["ics"] = json!(ics);
+        }
+        if let Some(w) = payload.eta {
+            body["eta"] = json!({"start": local(w.start), "end": local(w.end)});
+        }
+        if let Some(reason) = &payload.reason {
+            body["reason"] = json!(reason);
+        }
+        if let Some(slots) = &payload.offered_slots {
+            body["offered_slots"] = json!(slots);
+            body["reschedule_with"] = json!(format!(
+                "POST /v1/bookings/{}/reschedule",
+                payload.booking.id
+            ));
+        }
+        if kind == MessageKind::SurveyRequest {
+            body["survey"] = json!({
+                "csat": {"min": 1, "max": 5},
+                "nps": {"min": 0, "max": 10},
+                "reply_with": "POST /v1/chat/inbound {\"intent\": \"survey\", \"survey\": \"csat\" | \"nps\", \"score\": …}",
+            });
         }
         match channel {
             Channel::Webhook => self.send_webhooks(&row.id, &body, &context.endpoints).await,

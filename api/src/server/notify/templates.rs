@@ -29,14 +29,29 @@ pub enum MessageKind {
     BookingCancelled,
     /// Before the visit, at each of the operation's reminder offsets.
     BookingReminder,
+    /// The technician is on the way, with an ETA window (visit event `en_route`).
+    TechnicianEnRoute,
+    /// Running late, or the ETA changed: the new ETA window.
+    TechnicianRunningLate,
+    /// After a completed visit: CSAT 1–5 and NPS 0–10 (answered through the chat).
+    SurveyRequest,
+    /// A missed visit (customer absent, no access), with new slots offered.
+    MissedVisit,
+    /// A cancelled equipment return: have the equipment ready, or book a return visit.
+    EquipmentReturnReminder,
 }
 
 impl MessageKind {
-    pub const ALL: [MessageKind; 4] = [
+    pub const ALL: [MessageKind; 9] = [
         MessageKind::BookingConfirmed,
         MessageKind::BookingRescheduled,
         MessageKind::BookingCancelled,
         MessageKind::BookingReminder,
+        MessageKind::TechnicianEnRoute,
+        MessageKind::TechnicianRunningLate,
+        MessageKind::SurveyRequest,
+        MessageKind::MissedVisit,
+        MessageKind::EquipmentReturnReminder,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +60,11 @@ impl MessageKind {
             MessageKind::BookingRescheduled => "booking_rescheduled",
             MessageKind::BookingCancelled => "booking_cancelled",
             MessageKind::BookingReminder => "booking_reminder",
+            MessageKind::TechnicianEnRoute => "technician_en_route",
+            MessageKind::TechnicianRunningLate => "technician_running_late",
+            MessageKind::SurveyRequest => "survey_request",
+            MessageKind::MissedVisit => "missed_visit",
+            MessageKind::EquipmentReturnReminder => "equipment_return_reminder",
         }
     }
 
@@ -75,9 +95,15 @@ enum Placeholder {
     PreviousEnd,
     /// The customer's booking reference (the booking token).
     Reference,
+    /// The technician's ETA window, local times (`technician_en_route`,
+    /// `technician_running_late`).
+    EtaStart,
+    EtaEnd,
+    /// The new slots offered after a missed visit, each "date, start–end" (`missed_visit`).
+    Slots,
 }
 
-const PLACEHOLDERS: [(&str, Placeholder); 9] = [
+const PLACEHOLDERS: [(&str, Placeholder); 12] = [
     ("customer_name", Placeholder::CustomerName),
     ("visit", Placeholder::Visit),
     ("date", Placeholder::Date),
@@ -87,6 +113,9 @@ const PLACEHOLDERS: [(&str, Placeholder); 9] = [
     ("previous_start", Placeholder::PreviousStart),
     ("previous_end", Placeholder::PreviousEnd),
     ("reference", Placeholder::Reference),
+    ("eta_start", Placeholder::EtaStart),
+    ("eta_end", Placeholder::EtaEnd),
+    ("slots", Placeholder::Slots),
 ];
 
 impl Placeholder {
@@ -102,6 +131,11 @@ impl Placeholder {
             Placeholder::PreviousDate | Placeholder::PreviousStart | Placeholder::PreviousEnd => {
                 kind == MessageKind::BookingRescheduled
             }
+            Placeholder::EtaStart | Placeholder::EtaEnd => matches!(
+                kind,
+                MessageKind::TechnicianEnRoute | MessageKind::TechnicianRunningLate
+            ),
+            Placeholder::Slots => kind == MessageKind::MissedVisit,
             _ => true,
         }
     }
@@ -166,6 +200,10 @@ pub struct Facts<'a> {
     /// The window before a reschedule.
     pub previous: Option<(DateTime<Utc>, DateTime<Utc>)>,
     pub reference: &'a str,
+    /// The ETA window (on the way, running late).
+    pub eta: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// Slots offered after a missed visit.
+    pub offered: &'a [(DateTime<Utc>, DateTime<Utc>)],
 }
 
 /// A rendered message and the language it is in (which may be a fallback).
@@ -354,6 +392,15 @@ impl Templates {
                     Placeholder::PreviousStart => clock(language, p_start.time()),
                     Placeholder::PreviousEnd => clock(language, p_end.time()),
                     Placeholder::Reference => facts.reference.to_owned(),
+                    Placeholder::EtaStart => clock(
+                        language,
+                        local(facts.eta.map_or(facts.window.0, |e| e.0)).time(),
+                    ),
+                    Placeholder::EtaEnd => clock(
+                        language,
+                        local(facts.eta.map_or(facts.window.1, |e| e.1)).time(),
+                    ),
+                    Placeholder::Slots => slot_list(language, tz, facts.offered),
                 }),
             }
         }
@@ -487,6 +534,32 @@ pub fn clock(language: &str, time: NaiveTime) -> String {
     }
 }
 
+/// Offered slots as "Monday, March 2, 2026, 8:00 AM–10:00 AM; …" in `tz`; a sentence
+/// saying there are none when the list is empty.
+pub fn slot_list(language: &str, tz: Tz, slots: &[(DateTime<Utc>, DateTime<Utc>)]) -> String {
+    if slots.is_empty() {
+        return match locale(language) {
+            Locale::En => "(no free slot right now: reply and we will find one)",
+            Locale::Es => "(no hay horarios libres ahora: respóndenos y buscaremos uno)",
+            Locale::Pt => "(sem horários livres agora: responda e buscaremos um)",
+        }
+        .to_owned();
+    }
+    slots
+        .iter()
+        .map(|(s, e)| {
+            let (s, e) = (s.with_timezone(&tz), e.with_timezone(&tz));
+            format!(
+                "{}, {}–{}",
+                long_date(language, s.date_naive()),
+                clock(language, s.time()),
+                clock(language, e.time())
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// The kind of visit as a noun phrase in `language`.
 pub fn visit_name(language: &str, kind: JobKind) -> &'static str {
     match (locale(language), kind) {
@@ -511,10 +584,13 @@ pub fn visit_name(language: &str, kind: JobKind) -> &'static str {
 // ---------------------------------------------------------------------------------------
 // The service's templates
 
-use MessageKind::{BookingCancelled, BookingConfirmed, BookingReminder, BookingRescheduled};
+use MessageKind::{
+    BookingCancelled, BookingConfirmed, BookingReminder, BookingRescheduled,
+    EquipmentReturnReminder, MissedVisit, SurveyRequest, TechnicianEnRoute, TechnicianRunningLate,
+};
 
 /// The templates the service ships: every kind in `en`, `es` and `pt-BR`.
-pub const BUILTIN: [(MessageKind, &str, &str); 12] = [
+pub const BUILTIN: [(MessageKind, &str, &str); 27] = [
     (BookingConfirmed, "en", "Hi {customer_name}, your {visit} is booked for {date}, between {start} and {end}. Reference: {reference}."),
     (BookingRescheduled, "en", "Hi {customer_name}, your {visit} has moved from {previous_date} ({previous_start}–{previous_end}) to {date}, between {start} and {end}."),
     (BookingCancelled, "en", "Hi {customer_name}, your {visit} on {date} between {start} and {end} is cancelled."),
@@ -527,6 +603,21 @@ pub const BUILTIN: [(MessageKind, &str, &str); 12] = [
     (BookingRescheduled, "pt-BR", "Olá, {customer_name}! Sua {visit} mudou de {previous_date} ({previous_start}–{previous_end}) para {date}, entre {start} e {end}."),
     (BookingCancelled, "pt-BR", "Olá, {customer_name}. Sua {visit} de {date}, entre {start} e {end}, foi cancelada."),
     (BookingReminder, "pt-BR", "Lembrete: sua {visit} é {date}, entre {start} e {end}. O técnico chegará dentro desse horário."),
+    (TechnicianEnRoute, "en", "Hi {customer_name}, the technician is on the way for your {visit}: arriving between {eta_start} and {eta_end}. Reference: {reference}."),
+    (TechnicianRunningLate, "en", "Hi {customer_name}, sorry: the technician is running late. New arrival time for your {visit}: between {eta_start} and {eta_end}."),
+    (SurveyRequest, "en", "Hi {customer_name}, how was your {visit} on {date}? Reply with a score from 1 (bad) to 5 (great), and how likely you are to recommend us, from 0 to 10."),
+    (MissedVisit, "en", "Hi {customer_name}, we missed you at your {visit} on {date}. Reply to choose a new time: {slots}. Reference: {reference}."),
+    (EquipmentReturnReminder, "en", "Hi {customer_name}, your {visit} on {date} is cancelled, but the equipment (modem, router) still has to come back: keep it ready, or reply to book a return visit. Reference: {reference}."),
+    (TechnicianEnRoute, "es", "Hola, {customer_name}. El técnico va en camino para tu {visit}: llegará entre las {eta_start} y las {eta_end}. Referencia: {reference}."),
+    (TechnicianRunningLate, "es", "Hola, {customer_name}. Lo sentimos: el técnico viene con retraso. Nueva hora de llegada para tu {visit}: entre las {eta_start} y las {eta_end}."),
+    (SurveyRequest, "es", "Hola, {customer_name}. ¿Qué tal tu {visit} del {date}? Responde con una nota del 1 (mala) al 5 (excelente) y cuánto nos recomendarías, del 0 al 10."),
+    (MissedVisit, "es", "Hola, {customer_name}. No te encontramos en tu {visit} del {date}. Responde para elegir un nuevo horario: {slots}. Referencia: {reference}."),
+    (EquipmentReturnReminder, "es", "Hola, {customer_name}. Tu {visit} del {date} fue cancelado, pero el equipo (módem, router) debe devolverse: tenlo listo o responde para reservar una visita de retiro. Referencia: {reference}."),
+    (TechnicianEnRoute, "pt-BR", "Olá, {customer_name}! O técnico está a caminho da sua {visit}: chega entre {eta_start} e {eta_end}. Protocolo: {reference}."),
+    (TechnicianRunningLate, "pt-BR", "Olá, {customer_name}. Desculpe: o técnico está atrasado. Novo horário de chegada para sua {visit}: entre {eta_start} e {eta_end}."),
+    (SurveyRequest, "pt-BR", "Olá, {customer_name}! Como foi sua {visit} de {date}? Responda com uma nota de 1 (ruim) a 5 (ótima) e o quanto você nos recomendaria, de 0 a 10."),
+    (MissedVisit, "pt-BR", "Olá, {customer_name}. Não encontramos você na sua {visit} de {date}. Responda para escolher um novo horário: {slots}. Protocolo: {reference}."),
+    (EquipmentReturnReminder, "pt-BR", "Olá, {customer_name}. Sua {visit} de {date} foi cancelada, mas o equipamento (modem, roteador) precisa ser devolvido: deixe-o pronto ou responda para agendar a retirada. Protocolo: {reference}."),
 ];
 
 static BUILTIN_TEMPLATES: LazyLock<Result<Templates, TemplateError>> =
@@ -553,6 +644,8 @@ mod tests {
                 start - chrono::TimeDelta::hours(22),
             )),
             reference: "bkt_1",
+            eta: None,
+            offered: &[],
         }
     }
 
@@ -608,6 +701,55 @@ mod tests {
             "{}",
             lisbon.text
         );
+    }
+
+    #[test]
+    fn visit_messages_say_the_eta_and_the_offered_slots_in_local_time() {
+        let t = builtin().unwrap();
+        let eta_start = Utc.with_ymd_and_hms(2026, 3, 2, 12, 30, 0).unwrap();
+        let eta = (eta_start, eta_start + chrono::TimeDelta::hours(1));
+        let slots = [(
+            Utc.with_ymd_and_hms(2026, 3, 3, 13, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2026, 3, 3, 15, 0, 0).unwrap(),
+        )];
+        let f = Facts {
+            eta: Some(eta),
+            offered: &slots,
+            ..facts()
+        };
+        let r = t.render(TechnicianEnRoute, Some("pt-BR"), "en", SP, &f);
+        assert!(r.text.contains("chega entre 09:30 e 10:30"), "{}", r.text);
+        let r = t.render(TechnicianRunningLate, Some("en"), "en", SP, &f);
+        assert!(
+            r.text.contains("between 9:30 AM and 10:30 AM"),
+            "{}",
+            r.text
+        );
+        let r = t.render(MissedVisit, Some("es"), "en", SP, &f);
+        assert!(
+            r.text.contains("martes, 3 de marzo de 2026, 10:00–12:00"),
+            "{}",
+            r.text
+        );
+        let none = Facts {
+            offered: &[],
+            ..facts()
+        };
+        let r = t.render(MissedVisit, Some("en"), "en", SP, &none);
+        assert!(r.text.contains("no free slot right now"), "{}", r.text);
+        // Every kind in every shipped language.
+        for kind in MessageKind::ALL {
+            for language in ["en", "es", "pt-BR"] {
+                assert_eq!(t.language_for(kind, Some(language), "en"), language);
+            }
+        }
+        // An ETA placeholder outside the ETA messages is refused at load.
+        let mut sources = BUILTIN.to_vec();
+        sources.push((SurveyRequest, "fr", "Arrivée {eta_start}"));
+        assert!(matches!(
+            Templates::load(&sources),
+            Err(TemplateError::NotAvailable { .. })
+        ));
     }
 
     #[test]
