@@ -12,6 +12,10 @@ use std::sync::Arc;
 /// Concurrent bookings of the one free slot in the last-slot race (RELIABILITY.md asks 200).
 const RACERS: usize = 200;
 
+/// Requests with one idempotency key, concurrently and then one after another
+/// (RELIABILITY.md asks 50 of each).
+const SAME_KEY: usize = 50;
+
 const PLACE: (f64, f64) = (-23.56, -46.65);
 
 /// A technician living at the customer's place (no travel) whose days are 08:00–10:00
@@ -195,7 +199,7 @@ async fn an_idempotency_key_books_once(s: TestServer) {
     assert!(slots.len() > 2, "{slots:?}");
     let body = json!({"slot_token": token(&slots[0])});
     let s = Arc::new(s);
-    let tasks: Vec<_> = (0..20)
+    let tasks: Vec<_> = (0..SAME_KEY)
         .map(|_| {
             let (s, key, body) = (s.clone(), key.clone(), body.clone());
             tokio::spawn(async move {
@@ -208,10 +212,11 @@ async fn an_idempotency_key_books_once(s: TestServer) {
     for task in tasks {
         answers.push(task.await.unwrap());
     }
-    for _ in 0..20 {
+    for _ in 0..SAME_KEY {
         let r = post_idem(&s, "/v1/bookings", &key, "same-key", &body).await;
         answers.push((r.status, r.text));
     }
+    assert_eq!(answers.len(), 2 * SAME_KEY);
     let first = answers[0].clone();
     assert_eq!(first.0, StatusCode::CREATED, "{}", first.1);
     for answer in &answers {
