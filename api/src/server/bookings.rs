@@ -25,6 +25,7 @@ use super::error::{ApiError, ErrorDetail, ErrorObject};
 use super::notify::templates::MessageKind;
 use super::operation_cache::{operation_in, OperationCache};
 use super::outbox;
+use super::settings::stored_or_insert;
 use super::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -243,36 +244,8 @@ async fn secret(state: &AppState) -> Result<Vec<u8>, ApiError> {
 
 /// The token secret in `settings`, made and stored at first use.
 async fn stored_secret(db: &Db) -> Result<Vec<u8>, ApiError> {
-    const SELECT: &str = "SELECT value FROM settings WHERE key = 'booking_secret'";
-    const INSERT: &str = "INSERT INTO settings (key, value, updated_at) \
-                          VALUES ('booking_secret', $1, $2) ON CONFLICT (key) DO NOTHING";
-    let found: Option<String> = super::db::on_pool!(db, |pool| {
-        sqlx::query_scalar(SELECT).fetch_optional(pool).await
-    })?;
-    let value = match found {
-        Some(v) => v,
-        None => {
-            let fresh = serde_json::to_string(&new_id::<32>("bks")?).expect("a string");
-            db.write(move |tx| {
-                let fresh = fresh.clone();
-                Box::pin(async move {
-                    on_tx!(tx, |conn| {
-                        sqlx::query(INSERT)
-                            .bind(&fresh)
-                            .bind(now())
-                            .execute(&mut *conn)
-                            .await
-                            .map(|r| r.rows_affected())
-                    })?;
-                    let v: String = on_tx!(tx, |conn| {
-                        sqlx::query_scalar(SELECT).fetch_one(&mut *conn).await
-                    })?;
-                    Ok(v)
-                })
-            })
-            .await?
-        }
-    };
+    let fresh = serde_json::to_string(&new_id::<32>("bks")?).expect("a string");
+    let value = stored_or_insert(db, "booking_secret", fresh).await?;
     let text: String = serde_json::from_str(&value)
         .map_err(|e| ApiError::Internal(format!("stored booking secret is not valid: {e}")))?;
     Ok(text.into_bytes())

@@ -226,3 +226,47 @@ pub async fn put_settings(tx: &mut Tx, settings: &Settings) -> Result<(), sqlx::
     }
     Ok(())
 }
+
+/// The value stored under `key` in `settings`, or `fresh` stored there first when the
+/// key is new (a secret made at first use). Concurrent first uses agree: the first
+/// insert wins and everyone reads it back.
+pub async fn stored_or_insert(
+    db: &super::db::Db,
+    key: &'static str,
+    fresh: String,
+) -> Result<String, ApiError> {
+    const SELECT: &str = "SELECT value FROM settings WHERE key = $1";
+    const INSERT: &str = "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3) \
+                          ON CONFLICT (key) DO NOTHING";
+    let found: Option<String> = super::db::on_pool!(db, |pool| {
+        sqlx::query_scalar(SELECT)
+            .bind(key)
+            .fetch_optional(pool)
+            .await
+    })?;
+    if let Some(value) = found {
+        return Ok(value);
+    }
+    db.write(move |tx| {
+        let fresh = fresh.clone();
+        Box::pin(async move {
+            on_tx!(tx, |conn| {
+                sqlx::query(INSERT)
+                    .bind(key)
+                    .bind(&fresh)
+                    .bind(super::db::now())
+                    .execute(&mut *conn)
+                    .await
+                    .map(|r| r.rows_affected())
+            })?;
+            let value: String = on_tx!(tx, |conn| {
+                sqlx::query_scalar(SELECT)
+                    .bind(key)
+                    .fetch_one(&mut *conn)
+                    .await
+            })?;
+            Ok(value)
+        })
+    })
+    .await
+}

@@ -29,7 +29,7 @@
 
 use super::auth::{new_id, roles, Auth};
 use super::body::{Body, MediaType};
-use super::db::{now, on_pool, on_tx, Backend, Db, Tx};
+use super::db::{now, on_tx, Backend, Db, Tx};
 use super::error::{ApiError, ErrorDetail};
 use super::state::AppState;
 use super::technicians;
@@ -111,40 +111,12 @@ async fn sync_cookie(state: &AppState) -> Result<SyncCookie, ApiError> {
 }
 
 async fn stored_cookie(db: &Db) -> Result<SyncCookie, ApiError> {
-    const SELECT: &str = "SELECT value FROM settings WHERE key = 'sync_cookie'";
-    const INSERT: &str = "INSERT INTO settings (key, value, updated_at) \
-                          VALUES ('sync_cookie', $1, $2) ON CONFLICT (key) DO NOTHING";
-    let found: Option<String> = on_pool!(db, |pool| {
-        sqlx::query_scalar(SELECT).fetch_optional(pool).await
-    })?;
-    let value = match found {
-        Some(v) => v,
-        None => {
-            let fresh = serde_json::to_string(&StoredCookie {
-                secret: new_id::<32>("syc")?,
-                epoch: 1,
-            })
-            .expect("a cookie secret serialises");
-            db.write(move |tx| {
-                let fresh = fresh.clone();
-                Box::pin(async move {
-                    on_tx!(tx, |conn| {
-                        sqlx::query(INSERT)
-                            .bind(&fresh)
-                            .bind(now())
-                            .execute(&mut *conn)
-                            .await
-                            .map(|r| r.rows_affected())
-                    })?;
-                    let v: String = on_tx!(tx, |conn| {
-                        sqlx::query_scalar(SELECT).fetch_one(&mut *conn).await
-                    })?;
-                    Ok(v)
-                })
-            })
-            .await?
-        }
-    };
+    let fresh = serde_json::to_string(&StoredCookie {
+        secret: new_id::<32>("syc")?,
+        epoch: 1,
+    })
+    .expect("a cookie secret serialises");
+    let value = super::settings::stored_or_insert(db, "sync_cookie", fresh).await?;
     let stored: StoredCookie = serde_json::from_str(&value)
         .map_err(|e| ApiError::Internal(format!("stored sync cookie key is not valid: {e}")))?;
     Ok(SyncCookie {
