@@ -36,9 +36,9 @@ pub mod units;
 pub use checker::{check, CheckReport, Violation};
 pub use milp::{
     field_lower_bound, lower_bound, recombine, solve_exact, solve_exact_field, time_fixed_route,
-    time_fixed_route_weighted, ExactFieldResult, ExactResult, FixedRouteTiming, MilpError,
-    PoolRoute, Recombination, RecombinationOutcome, StopTiming, TimingViolation, TimingWeights,
-    MAX_EXACT_FIELD_JOBS, MAX_EXACT_JOBS, MAX_LOWER_BOUND_JOBS, MILP_BACKEND,
+    time_fixed_route_weighted, BreakTiming, ExactFieldResult, ExactResult, FixedRouteTiming,
+    MilpError, PoolRoute, Recombination, RecombinationOutcome, StopTiming, TimingViolation,
+    TimingWeights, MAX_EXACT_FIELD_JOBS, MAX_EXACT_JOBS, MAX_LOWER_BOUND_JOBS, MILP_BACKEND,
 };
 pub use model::{Job, Location, Matrix, ModelError, Problem, TimeWindow, VehicleType};
 pub use rules::{BreakSpec, JobRules, Rules, VehicleRules};

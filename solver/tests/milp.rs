@@ -10,6 +10,7 @@ use despacho_solver::{
     Job, Load, Matrix, MilpError, PoolRoute, Problem, RecombinationOutcome, Route, Solution,
     SolverConfig, TimeWindow, TimingViolation, VehicleType,
 };
+use despacho_solver::{BreakSpec, JobRules, Rules, VehicleRules};
 use std::time::Duration as Wall;
 
 /// Places on a line at the given coordinates (index 0 is the depot); travel time = distance.
@@ -466,4 +467,172 @@ fn exact_model_is_right_when_the_matrix_breaks_the_triangle_inequality() {
     let exact = solve_exact(&problem, Wall::from_secs(5)).unwrap();
     assert_eq!(Some(exact.cost), optimum);
     assert!(lower_bound(&problem).unwrap() <= exact.cost);
+}
+
+/// `line_problem` with a break rule for its one vehicle type.
+fn with_break(problem: Problem, start: (i64, i64), duration: i64) -> Problem {
+    let jobs = problem.jobs().len();
+    problem
+        .with_rules(Rules {
+            jobs: vec![JobRules::default(); jobs],
+            vehicles: vec![VehicleRules {
+                break_spec: Some(BreakSpec {
+                    start: TimeWindow::new(Duration(start.0), Duration(start.1)),
+                    duration: Duration(duration),
+                }),
+                ..VehicleRules::default()
+            }],
+            ..Rules::default()
+        })
+        .unwrap()
+}
+
+#[test]
+fn fixed_order_timing_puts_the_break_in_the_gap_that_costs_nothing() {
+    // Depot at 0, jobs at 10 and 20, service 10; job 0 in [0, 25], job 1 in [60, 100];
+    // a break of 20 starting in [30, 50]. Before job 0 it makes job 0 late; after job 1
+    // the route waits for job 1; between the jobs it fills the wait: leaving at
+    // d ∈ [10, 15], job 0 at d+10, break 30–50 (partly while driving), job 1 at d+50 —
+    // nothing idle, nothing late.
+    let vehicle =
+        VehicleType::distance_only(0, TimeWindow::new(Duration(0), Duration(200)), Load(10));
+    let problem = with_break(
+        line_problem(
+            &[0, 10, 20],
+            vehicle,
+            vec![job(1, 10, 1, (0, 25)), job(2, 10, 1, (60, 100))],
+        ),
+        (30, 50),
+        20,
+    );
+    let timing = time_fixed_route(&problem, 0, &[0, 1]).unwrap();
+    assert!(timing.is_feasible(), "{:?}", timing.violations);
+    let b = timing.break_taken.expect("a break");
+    assert_eq!(b.after_stop, 1);
+    assert_eq!((b.start, b.end), (Duration(30), Duration(50)));
+    assert!((10..=15).contains(&timing.departure.get()), "{timing:?}");
+    assert_eq!(timing.stops[1].start, timing.departure + Duration(50));
+    assert_eq!(timing.total_waiting, Duration::ZERO);
+    assert_eq!(timing.penalty, Cost::ZERO);
+    // Without jobs there is no break to take.
+    assert_eq!(
+        time_fixed_route(&problem, 0, &[]).unwrap().break_taken,
+        None
+    );
+}
+
+#[test]
+fn fixed_order_timing_reports_a_break_that_cannot_start_in_time() {
+    // The only job must start at 10 and lasts 20; the break (20) must start by 15.
+    // Before the job it makes the job 20 late (200); after it, the break starts at 30,
+    // 15 late (150): the lesser evil, reported.
+    let vehicle =
+        VehicleType::distance_only(0, TimeWindow::new(Duration(0), Duration(500)), Load(10));
+    let problem = with_break(
+        line_problem(&[0, 10], vehicle, vec![job(1, 20, 1, (10, 10))]),
+        (0, 15),
+        20,
+    );
+    let timing = time_fixed_route(&problem, 0, &[0]).unwrap();
+    let b = timing.break_taken.expect("a break");
+    assert_eq!(
+        (b.after_stop, b.start, b.lateness),
+        (1, Duration(30), Duration(15))
+    );
+    assert_eq!(
+        timing.violations,
+        vec![TimingViolation::BreakLate { by: Duration(15) }]
+    );
+    assert_eq!(timing.penalty, Cost(15 * 10));
+}
+
+/// Penalty (default weights) of leaving at `departure` with the break in `gap`, every
+/// service and the break as early as possible — written apart from the library.
+#[allow(clippy::too_many_arguments)]
+fn break_schedule_penalty(
+    xs: &[i64],
+    jobs: &[(usize, i64, i64, i64)], // (place, service, open, close), in route order
+    shift_end: i64,
+    brk: (i64, i64, i64), // (earliest start, latest start, duration)
+    gap: usize,
+    departure: i64,
+) -> i64 {
+    let (mut ready, mut at, mut idle, mut late, mut ret) = (departure, 0usize, 0, 0, 0);
+    for k in 0..=jobs.len() {
+        let to = jobs.get(k).map_or(0, |j| j.0);
+        let travel = (xs[at] - xs[to]).abs();
+        let mut arrival = ready + travel;
+        if k == gap {
+            let start = ready.max(brk.0);
+            idle += (brk.0 - ready - travel).max(0);
+            late += (start - brk.1).max(0);
+            arrival = (ready + travel).max(brk.0) + brk.2;
+        }
+        match jobs.get(k) {
+            Some(&(_, service, open, close)) => {
+                let start = arrival.max(open);
+                idle += start - arrival;
+                late += (start - close).max(0);
+                ready = start + service;
+                at = to;
+            }
+            None => ret = arrival,
+        }
+    }
+    10 * late + idle + 5 * (ret - shift_end).max(0)
+}
+
+#[test]
+fn fixed_order_break_placement_matches_brute_force_over_gaps_and_departures() {
+    let mut rng = fastrand::Rng::with_seed(4);
+    for case in 0..150 {
+        let n = rng.usize(1..=5);
+        let mut xs = vec![0];
+        xs.extend((0..n).map(|_| rng.i64(0..=60)));
+        let shift_end = rng.i64(120..=260);
+        let route: Vec<(usize, i64, i64, i64)> = (1..=n)
+            .map(|place| {
+                let open = rng.i64(0..=150);
+                (place, rng.i64(0..=20), open, open + rng.i64(0..=60))
+            })
+            .collect();
+        let brk = {
+            let open = rng.i64(0..=150);
+            (open, open + rng.i64(0..=40), rng.i64(5..=30))
+        };
+        let vehicle = VehicleType::distance_only(
+            0,
+            TimeWindow::new(Duration(0), Duration(shift_end)),
+            Load(100),
+        );
+        let jobs = route
+            .iter()
+            .map(|&(place, service, open, close)| job(place, service, 0, (open, close)))
+            .collect();
+        let problem = with_break(line_problem(&xs, vehicle, jobs), (brk.0, brk.1), brk.2);
+        let order: Vec<usize> = (0..n).collect();
+        let timing = time_fixed_route(&problem, 0, &order).unwrap();
+
+        // Integral optimum (a network LP per gap): whole departures up to the last
+        // opening time suffice; later ones only delay everything.
+        let best = (0..=n)
+            .flat_map(|gap| (0..=250).map(move |d| (gap, d)))
+            .map(|(gap, d)| break_schedule_penalty(&xs, &route, shift_end, brk, gap, d))
+            .min()
+            .unwrap();
+        assert_eq!(timing.penalty, Cost(best), "case {case}: {timing:?}");
+        // The schedule reported is the one priced.
+        let b = timing
+            .break_taken
+            .expect("a route with jobs takes its break");
+        let own = break_schedule_penalty(
+            &xs,
+            &route,
+            shift_end,
+            brk,
+            b.after_stop,
+            timing.departure.get(),
+        );
+        assert_eq!(timing.penalty, Cost(own), "case {case}");
+    }
 }

@@ -507,7 +507,25 @@ impl FieldModel {
                 model.add(count.leq(max as f64));
             }
             let (d, r) = (departure[k], back[k]);
-            model.add((r - d).geq(0));
+            // The route lasts at least its travel and service: implied by the time
+            // constraints when x is integral, but it is what makes the LP relaxation
+            // price time at all (big-M constraints alone let it use R = D).
+            let mut busy = Expression::from(0.0);
+            for j in 0..n {
+                let here = jobs[j].location;
+                if let Some(x) = a.from_start[j] {
+                    busy += time(vt.start, here) * x;
+                }
+                if let Some(x) = a.to_end[j] {
+                    busy += (service(j, k) + time(here, vt.end)) * x;
+                }
+                for l in 0..n {
+                    if let Some(x) = a.between[j][l] {
+                        busy += (service(j, k) + time(here, jobs[l].location)) * x;
+                    }
+                }
+            }
+            model.add((r - d - busy).geq(0));
             if let Some((o, regular)) = overtime[k] {
                 model.add((o - r).geq(-regular));
             }

@@ -29,7 +29,7 @@ pub use exact_field::{
     field_lower_bound, solve_exact_field, ExactFieldResult, MAX_EXACT_FIELD_JOBS,
 };
 pub use fixed_order::{
-    time_fixed_route, time_fixed_route_weighted, FixedRouteTiming, StopTiming, TimingViolation,
-    TimingWeights,
+    time_fixed_route, time_fixed_route_weighted, BreakTiming, FixedRouteTiming, StopTiming,
+    TimingViolation, TimingWeights,
 };
 pub use set_partitioning::{recombine, PoolRoute, Recombination, RecombinationOutcome};
