@@ -11,25 +11,23 @@
 //! cargo run --release -p despacho-benches --bin milp_backends -- table
 //! ```
 //!
-//! Pools come from `solve` with `recombine_every` set and `DESPACHO_RECOMBINE_DUMP`
-//! pointing at a scratch folder (see `solver/src/milp/set_partitioning.rs`): the
-//! route pool lives inside the search and is out of reach otherwise. Pool files are
-//! data, not results: they go to `<workspace>/target/milp-backends/` by default.
+//! Pools come from `solve` with `recombine_every` set and a `SolverConfig::on_recombine`
+//! hook that keeps the last pool it is shown: the route pool lives inside the search
+//! and is out of reach otherwise. Pool files are data, not results: they go to
+//! `<workspace>/target/milp-backends/` by default.
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Parser, Subcommand};
 use despacho_benches::names::{self, InstanceFile};
 use despacho_solver::{
     check, read_solomon, recombine, solve, Cost, PoolRoute, Problem, RecombinationOutcome,
-    SolverConfig, MILP_BACKEND,
+    RecombineHook, SolverConfig, MILP_BACKEND,
 };
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// The benchmark hook of `despacho_solver::recombine` (a folder to dump inputs to).
-const DUMP_ENV: &str = "DESPACHO_RECOMBINE_DUMP";
 
 #[derive(Parser, Debug)]
 #[command(name = "milp_backends")]
@@ -137,7 +135,7 @@ fn load_problem(data: Option<&Path>, name: &str) -> Result<Problem> {
     Ok(instance.problem)
 }
 
-/// A pool saved by the dump hook: the incumbent (indices) and the routes.
+/// A pool shown to the recombination hook: the incumbent (indices) and the routes.
 struct SavedPool {
     jobs: usize,
     incumbent: Vec<usize>,
@@ -204,40 +202,36 @@ fn pool_text(pool: &SavedPool) -> String {
     text
 }
 
-/// Runs the search with recombination and the dump hook on; returns the last pool.
+/// Runs the search with recombination and the hook on; returns the last pool.
 fn search_pool(
-    dir: &Path,
     name: &str,
     problem: &Problem,
     config: &SolverConfig,
 ) -> Result<(SavedPool, String)> {
-    let scratch = dir.join(format!("dump-{name}-{}", config.seed));
-    if scratch.exists() {
-        std::fs::remove_dir_all(&scratch)?;
-    }
-    std::fs::create_dir_all(&scratch)?;
-    // Single-threaded here: nothing else reads the environment meanwhile.
-    std::env::set_var(DUMP_ENV, &scratch);
-    let result = solve(problem, config);
-    std::env::remove_var(DUMP_ENV);
-    let mut dumps: Vec<PathBuf> = std::fs::read_dir(&scratch)?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<_, _>>()?;
-    dumps.sort();
-    let last = dumps
-        .last()
-        .with_context(|| format!("{name}: the search made no recombination call"))?;
-    let pool = parse_pool(&std::fs::read_to_string(last)?)?;
-    std::fs::remove_dir_all(&scratch)?;
-    ensure!(
-        pool.jobs == problem.jobs().len(),
-        "{name}: pool for another instance"
-    );
+    // The last pool shown and how many recombinations the search made.
+    let seen: Arc<Mutex<(Option<SavedPool>, usize)>> = Arc::default();
+    let keep = Arc::clone(&seen);
+    let jobs = problem.jobs().len();
+    let config = SolverConfig {
+        on_recombine: Some(RecombineHook::new(move |routes, incumbent| {
+            let mut seen = keep.lock().expect("no panic while holding it");
+            seen.0 = Some(SavedPool {
+                jobs,
+                incumbent: incumbent.to_vec(),
+                routes: routes.to_vec(),
+            });
+            seen.1 += 1;
+        })),
+        ..config.clone()
+    };
+    let result = solve(problem, &config);
+    let (pool, calls) = std::mem::take(&mut *seen.lock().expect("the search is over"));
+    let pool = pool.with_context(|| format!("{name}: the search made no recombination call"))?;
     let summary = format!(
         "{:11} {:9} {:6}",
         result.iterations,
         result.cost.get(),
-        dumps.len()
+        calls
     );
     Ok((pool, summary))
 }
@@ -278,7 +272,7 @@ fn build_pools(
                 recombine_every: Some(recombine_every),
                 ..SolverConfig::default()
             };
-            let (pool, summary) = search_pool(dir, name, &problem, &config)?;
+            let (pool, summary) = search_pool(name, &problem, &config)?;
             println!(
                 "{name:9} {seed:4} {seconds:7} {summary} {:12}",
                 pool.routes.len()

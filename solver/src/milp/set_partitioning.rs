@@ -87,7 +87,6 @@ pub fn recombine(
 ) -> Result<Recombination, MilpError> {
     validate_pool(problem, pool)?;
     let incumbent = normalise_incumbent(problem, pool, incumbent)?;
-    dump_input(problem, pool, &incumbent);
     let incumbent_cost: Cost = incumbent.iter().map(|&r| pool[r].cost).sum();
     let keep = |reason: String| Recombination {
         routes: incumbent.clone(),
@@ -165,55 +164,6 @@ pub fn recombine(
             RecombinationOutcome::StoppedAtTimeLimit
         },
     })
-}
-
-/// Environment variable naming a folder: when set, every [`recombine`] call writes
-/// its input there (see [`dump_input`]).
-const DUMP_ENV: &str = "DESPACHO_RECOMBINE_DUMP";
-
-/// Benchmark hook: with `DESPACHO_RECOMBINE_DUMP=<folder>` set, writes this call's
-/// pool and incumbent to `<folder>/recombine-<pid>-<call>.pool`, so that the pools a
-/// real search builds (inside `solve`, out of reach otherwise) can be solved again
-/// with each backend (`benches/src/bin/milp_backends.rs`). Text, one line each:
-///
-/// ```text
-/// # despacho recombination pool v1
-/// jobs <number of jobs>
-/// incumbent <pool index> ...
-/// <vehicle type> <cost> <job> <job> ...      (one line per pool route, in pool order)
-/// ```
-///
-/// Unset, it costs one environment lookup per call; a failed write is reported on
-/// stderr and otherwise ignored.
-fn dump_input(problem: &Problem, pool: &[PoolRoute], incumbent: &[usize]) {
-    use std::fmt::Write as _;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static CALLS: AtomicUsize = AtomicUsize::new(0);
-    let Some(folder) = std::env::var_os(DUMP_ENV) else {
-        return;
-    };
-    let call = CALLS.fetch_add(1, Ordering::Relaxed);
-    let path = std::path::Path::new(&folder)
-        .join(format!("recombine-{}-{call:05}.pool", std::process::id()));
-    let mut text = format!(
-        "# despacho recombination pool v1\njobs {}\nincumbent",
-        problem.jobs().len()
-    );
-    for r in incumbent {
-        let _ = write!(text, " {r}");
-    }
-    text.push('\n');
-    for route in pool {
-        let _ = write!(text, "{} {}", route.vehicle_type, route.cost.get());
-        for j in &route.jobs {
-            let _ = write!(text, " {j}");
-        }
-        text.push('\n');
-    }
-    let written = std::fs::create_dir_all(&folder).and_then(|()| std::fs::write(&path, text));
-    if let Err(e) = written {
-        eprintln!("{DUMP_ENV}: cannot write {}: {e}", path.display());
-    }
 }
 
 fn validate_pool(problem: &Problem, pool: &[PoolRoute]) -> Result<(), MilpError> {

@@ -20,6 +20,7 @@ mod tests;
 
 pub use local_search::OperatorStats;
 pub use route_eval::{RouteEval, RouteSchedule, ScheduledBreak, ScheduledStop};
+pub use route_pool::RecombineHook;
 
 /// The timed schedule of `jobs` served in this order by `vehicle_type`, exactly as the
 /// search prices it (break placement, window choice, SLA lateness), with its cost parts.
@@ -61,6 +62,8 @@ pub struct SolverConfig {
     /// Every this many iterations (and once at the end), recombine the pool of routes
     /// seen so far with a set-partitioning MILP. `None` turns recombination off.
     pub recombine_every: Option<u64>,
+    /// Shown every recombination's input (pool and incumbent) first; for benchmarks.
+    pub on_recombine: Option<RecombineHook>,
 }
 
 impl Default for SolverConfig {
@@ -73,6 +76,7 @@ impl Default for SolverConfig {
             start_temperature: 0.2,
             end_temperature: 0.002,
             recombine_every: None,
+            on_recombine: None,
         }
     }
 }
@@ -308,7 +312,7 @@ fn recombine_into(
                 .min(std::time::Duration::from_secs(2))
                 .min(left.max(std::time::Duration::from_millis(100)))
         });
-    if let Some(better) = pool.recombine(problem, incumbent, limit) {
+    if let Some(better) = pool.recombine(problem, incumbent, limit, config.on_recombine.as_ref()) {
         best.offer(problem, &better);
         *current = better;
     }

@@ -8,6 +8,25 @@ use crate::milp::{recombine, PoolRoute};
 use crate::model::Problem;
 use crate::units::Cost;
 use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Called with the pool and the incumbent (indices into the pool) just before each
+/// recombination ([`super::SolverConfig::on_recombine`]): how a benchmark gets the
+/// pools a real search builds, which live inside `solve` otherwise.
+#[derive(Clone)]
+pub struct RecombineHook(pub Arc<dyn Fn(&[PoolRoute], &[usize]) + Send + Sync>);
+
+impl RecombineHook {
+    pub fn new(f: impl Fn(&[PoolRoute], &[usize]) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for RecombineHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RecombineHook(..)")
+    }
+}
 
 pub struct RoutePool {
     routes: Vec<PoolRoute>,
@@ -77,6 +96,7 @@ impl RoutePool {
         problem: &Problem,
         best: &SearchState,
         time_limit: std::time::Duration,
+        hook: Option<&RecombineHook>,
     ) -> Option<SearchState> {
         let zero = Penalties {
             time_warp: 0,
@@ -93,6 +113,9 @@ impl RoutePool {
                 )
             })
             .collect();
+        if let Some(hook) = hook {
+            (hook.0)(&self.routes, &incumbent);
+        }
         let result = recombine(problem, &self.routes, &incumbent, time_limit).ok()?;
         let incumbent_cost: Cost = incumbent.iter().map(|&k| self.routes[k].cost).sum();
         if result.cost >= incumbent_cost {
