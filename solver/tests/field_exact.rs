@@ -4,6 +4,7 @@
 
 use despacho_solver::field::check::check_plan;
 use despacho_solver::field::compile::compile;
+use despacho_solver::field::generate::{generate, GeneratorConfig};
 use despacho_solver::field::input::ProblemInput;
 use despacho_solver::field::solve::{build_plan, solve_field};
 use despacho_solver::{field_lower_bound, solve_exact_field, MilpError, SolverConfig};
@@ -220,6 +221,48 @@ fn the_lower_bound_is_below_the_proven_optimum() {
             exact.cost.get()
         );
     }
+}
+
+#[test]
+fn the_lower_bound_holds_on_generated_days_with_breaks_slas_and_balance() {
+    // The generator's ISP days have lunch breaks, SLAs, equipment, balance, several
+    // windows: everything the exact model refuses and the bound relaxes.
+    let mut covered_breaks = false;
+    let mut covered_slas = false;
+    for seed in 0..6 {
+        let input = generate(&GeneratorConfig {
+            technicians: 3,
+            jobs: 10,
+            seed,
+            ..GeneratorConfig::default()
+        });
+        let compiled = compile(&input, &HashMap::new()).expect("compiles");
+        let rules = compiled.problem.rules().expect("field rules");
+        assert!(rules.balance_per_hour_squared > 0);
+        covered_breaks |= rules.vehicles.iter().any(|v| v.break_spec.is_some());
+        covered_slas |= rules.jobs.iter().any(|j| j.due.is_some());
+        let bound = field_lower_bound(&compiled.problem).expect("a bound");
+        let config = SolverConfig {
+            seed,
+            max_iterations: Some(2000),
+            time_limit: None,
+            ..SolverConfig::default()
+        };
+        let heuristic = solve_field(&input, None, &config).expect("solves");
+        assert!(
+            bound <= heuristic.result.cost,
+            "seed {seed}: bound {} above a plan's cost {}",
+            bound.get(),
+            heuristic.result.cost.get()
+        );
+        assert!(bound.get() > 0, "seed {seed}: a bound of nothing");
+        println!(
+            "seed {seed}: bound {:.2}, heuristic {:.2}",
+            compiled.currency(bound),
+            compiled.currency(heuristic.result.cost)
+        );
+    }
+    assert!(covered_breaks && covered_slas);
 }
 
 /// Two technicians, two jobs: "fiber" is only Ana's, and Bob is much closer to both.

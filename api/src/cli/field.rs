@@ -74,12 +74,22 @@ fn read_json<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// What `despacho solve --problem` found.
+#[derive(Debug)]
+pub struct SolvedProblem {
+    /// The plan, accepted by the independent checker.
+    pub plan: Plan,
+    /// For tiny problems the exact model covers (`solver::field_lower_bound`, up to
+    /// `MAX_EXACT_FIELD_JOBS` jobs): no plan costs less than this, currency units.
+    pub lower_bound: Option<f64>,
+}
+
 /// `despacho solve --problem p.json`: the checked plan.
 pub fn solve_problem(
     problem: &Path,
     previous: Option<&Path>,
     config: &SolverConfig,
-) -> Result<Plan, FieldError> {
+) -> Result<SolvedProblem, FieldError> {
     let input: ProblemInput = read_json(problem, "problem (see `despacho schema problem`)")?;
     let previous: Option<Plan> = previous
         .map(|p| read_json(p, "plan (see `despacho schema plan`)"))
@@ -95,7 +105,17 @@ pub fn solve_problem(
             check: Box::new(check),
         });
     }
-    Ok(solved.plan)
+    // Cheap only for tiny problems (an LP of about jobs² × technicians columns); the
+    // model refuses the features it does not price (breaks, SLAs, …): then no bound.
+    let compiled = &solved.compiled;
+    let lower_bound = (compiled.problem.jobs().len() <= MAX_EXACT_FIELD_JOBS)
+        .then(|| field_lower_bound(&compiled.problem).ok())
+        .flatten()
+        .map(|bound| compiled.currency(bound));
+    Ok(SolvedProblem {
+        plan: solved.plan,
+        lower_bound,
+    })
 }
 
 /// Arguments of `despacho check`.
@@ -197,8 +217,9 @@ pub fn schema(kind: SchemaKind) -> String {
     serde_json::to_string_pretty(&schema).expect("schemas always serialise")
 }
 
-/// A few human lines about a plan (printed on stderr; the JSON goes to stdout).
-pub fn summary(plan: &Plan) -> String {
+/// A few human lines about a plan (printed on stderr; the JSON goes to stdout), with
+/// the lower bound next to the cost when there is one.
+pub fn summary(plan: &Plan, lower_bound: Option<f64>) -> String {
     let k = &plan.kpis;
     let mut reasons: std::collections::BTreeMap<String, usize> = Default::default();
     for u in &plan.unassigned {
@@ -223,6 +244,14 @@ pub fn summary(plan: &Plan) -> String {
         k.sla_jobs,
         plan.cost.total,
     );
+    if let Some(bound) = lower_bound {
+        text.push_str(&format!(" (lower bound {bound:.2}"));
+        if bound > 0.0 {
+            let above = 100.0 * (plan.cost.total - bound).max(0.0) / bound;
+            text.push_str(&format!(": at most {above:.1} % above the optimum"));
+        }
+        text.push(')');
+    }
     if !reasons.is_empty() {
         let list: Vec<String> = reasons.iter().map(|(r, n)| format!("{r} {n}")).collect();
         text.push_str(&format!("\nunplanned: {}", list.join(", ")));

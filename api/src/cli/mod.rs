@@ -56,9 +56,10 @@ pub fn run(cli: Cli, out: &mut impl Write) -> Result<(), CliError> {
     let json = match cli.command {
         Command::Solve(args) => match &args.problem {
             Some(problem) => {
-                let plan = field::solve_problem(problem, args.previous.as_deref(), &args.config())?;
-                eprintln!("{}", field::summary(&plan));
-                serde_json::to_string_pretty(&plan).expect("plans always serialise")
+                let solved =
+                    field::solve_problem(problem, args.previous.as_deref(), &args.config())?;
+                eprintln!("{}", field::summary(&solved.plan, solved.lower_bound));
+                serde_json::to_string_pretty(&solved.plan).expect("plans always serialise")
             }
             None => {
                 let report = solve::run(&args)?;

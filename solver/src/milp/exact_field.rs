@@ -39,6 +39,13 @@
 //! still open on arrival, the MILP would take the best), equipment loads that can bind,
 //! relations between jobs, workload balance (quadratic), vehicle types with a count
 //! other than one.
+//!
+//! [`field_lower_bound`] is the LP relaxation, and it covers every compiled field
+//! problem by relaxing what the exact model refuses — each change can only lower the
+//! optimum, so the bound stays sound: a job's windows become their hull; SLA lateness
+//! is `L_j ≥ T_j − due` (switched off for unplanned jobs); the break only lengthens
+//! the route (`R_k − D_k ≥ travel + service + break`); balance is under-estimated by
+//! tangents of `hours²`; loads and relations are dropped.
 
 use super::backend::{is_one, Model};
 use super::MilpError;
@@ -73,8 +80,8 @@ pub fn solve_exact_field(
     problem: &Problem,
     time_limit: std::time::Duration,
 ) -> Result<ExactFieldResult, MilpError> {
-    let rules = supported(problem)?;
-    let mut built = FieldModel::build(problem, rules, false)?;
+    let rules = supported(problem, Mode::Exact)?;
+    let mut built = FieldModel::build(problem, rules, Mode::Exact)?;
     built.model.time_limit = Some(time_limit);
     let FieldModel {
         model,
@@ -84,18 +91,14 @@ pub fn solve_exact_field(
     } = built;
     let solved = model.solve()?;
     let values = solved.values.as_ref();
-    let objective_value = constant
-        + objective
-            .iter()
-            .map(|&(v, c)| c * values.value(v))
-            .sum::<f64>();
+    let objective_value =
+        constant + objective.iter().map(|&(v, c)| c * values.value(v)).sum::<f64>();
 
     let n = problem.jobs().len();
     let mut on_route = vec![false; n];
     let mut routes = Vec::new();
     for (k, vehicle) in arcs.iter().enumerate() {
-        let Some(first) =
-            (0..n).find(|&j| vehicle.from_start[j].is_some_and(|v| is_one(values, v)))
+        let Some(first) = (0..n).find(|&j| vehicle.from_start[j].is_some_and(|v| is_one(values, v)))
         else {
             continue;
         };
@@ -149,11 +152,9 @@ pub fn solve_exact_field(
     }
     let unassigned: Vec<usize> = (0..n).filter(|&j| !on_route[j]).collect();
     for &j in &unassigned {
-        cost += rules.jobs[j]
-            .unassigned_cost
-            .ok_or(MilpError::Inconsistent {
-                reason: format!("required job {j} is left out"),
-            })?;
+        cost += rules.jobs[j].unassigned_cost.ok_or(MilpError::Inconsistent {
+            reason: format!("required job {j} is left out"),
+        })?;
     }
     // Integer data: the evaluator's cost of the MILP's routes is the MILP's objective,
     // up to the backend's floating point.
@@ -175,21 +176,19 @@ pub fn solve_exact_field(
 }
 
 /// A lower bound on the cost of any plan of a field problem: the LP relaxation of the
-/// model of [`solve_exact_field`], rounded up. Same scope; sound, often weak.
+/// model of [`solve_exact_field`], with the features it does not model relaxed (see
+/// the module doc), rounded up. Sound; weak when windows are wide.
 pub fn field_lower_bound(problem: &Problem) -> Result<Cost, MilpError> {
-    let rules = supported(problem)?;
+    let rules = supported(problem, Mode::Bound)?;
     let FieldModel {
         model,
         objective,
         constant,
         ..
-    } = FieldModel::build(problem, rules, true)?;
+    } = FieldModel::build(problem, rules, Mode::Bound)?;
     let solved = model.solve()?;
-    let value = constant
-        + objective
-            .iter()
-            .map(|&(v, c)| c * solved.values.value(v))
-            .sum::<f64>();
+    let value =
+        constant + objective.iter().map(|&(v, c)| c * solved.values.value(v)).sum::<f64>();
     if !value.is_finite() {
         return Err(MilpError::Inconsistent {
             reason: format!("the LP bound is {value}"),
@@ -199,8 +198,16 @@ pub fn field_lower_bound(problem: &Problem) -> Result<Cost, MilpError> {
     Ok(Cost((value - 1e-6 * value.abs().max(1.0)).ceil() as i64))
 }
 
-/// The problem's rules when the model covers every feature it uses.
-fn supported(problem: &Problem) -> Result<&Rules, MilpError> {
+/// Exact MILP, or its LP relaxation with the unmodelled features relaxed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Exact,
+    Bound,
+}
+
+/// The problem's rules when the model covers every feature it uses (in `Bound` mode,
+/// everything but the shape is relaxed instead).
+fn supported(problem: &Problem, mode: Mode) -> Result<&Rules, MilpError> {
     let unsupported = |reason: String| Err(MilpError::Unsupported { reason });
     let Some(rules) = problem.rules() else {
         return unsupported(
@@ -213,6 +220,16 @@ fn supported(problem: &Problem) -> Result<&Rules, MilpError> {
             jobs: n,
             max: MAX_EXACT_FIELD_JOBS,
         });
+    }
+    for (k, vt) in problem.vehicle_types().iter().enumerate() {
+        if vt.count != Some(1) {
+            return unsupported(format!(
+                "vehicle types used more than once or without limit (vehicle type {k})"
+            ));
+        }
+    }
+    if mode == Mode::Bound {
+        return Ok(rules);
     }
     if rules.balance_per_hour_squared > 0 {
         return unsupported("workload balance (a quadratic cost of route hours)".into());
@@ -228,11 +245,6 @@ fn supported(problem: &Problem) -> Result<&Rules, MilpError> {
     {
         if vr.break_spec.is_some() {
             return unsupported(format!("breaks (vehicle type {k} has one)"));
-        }
-        if vt.count != Some(1) {
-            return unsupported(format!(
-                "vehicle types used more than once or without limit (vehicle type {k})"
-            ));
         }
         // Deliveries leave the van and pickups enter it: the load can never exceed
         // everything the vehicle may carry for its allowed jobs together.
@@ -296,7 +308,8 @@ fn shortest_times(problem: &Problem) -> Vec<Vec<Duration>> {
 }
 
 impl FieldModel {
-    fn build(problem: &Problem, rules: &Rules, relax: bool) -> Result<Self, MilpError> {
+    fn build(problem: &Problem, rules: &Rules, mode: Mode) -> Result<Self, MilpError> {
+        let relax = mode == Mode::Bound;
         let jobs = problem.jobs();
         let types = problem.vehicle_types();
         let n = jobs.len();
@@ -471,6 +484,31 @@ impl FieldModel {
             Vec::new()
         };
 
+        // Bound mode only: SLA lateness of served jobs, balance under its tangents.
+        let lateness: Vec<Option<(Variable, f64)>> = rules
+            .jobs
+            .iter()
+            .zip(&bounds)
+            .map(|(jr, &(_, latest))| match jr.due {
+                Some(due) if relax && jr.lateness_cost > 0 && latest > due.get() as f64 => {
+                    let l = vars.add(variable().min(0));
+                    objective.push((l, jr.lateness_cost as f64));
+                    Some((l, due.get() as f64))
+                }
+                _ => None,
+            })
+            .collect();
+        let balance: Vec<Option<Variable>> = types
+            .iter()
+            .map(|_| {
+                (relax && rules.balance_per_hour_squared > 0).then(|| {
+                    let b = vars.add(variable().min(0));
+                    objective.push((b, 1.0));
+                    b
+                })
+            })
+            .collect();
+
         let objective_expr: Expression = objective.iter().map(|&(v, c)| c * v).sum();
         let mut model = Model::new(vars, objective_expr);
 
@@ -487,6 +525,11 @@ impl FieldModel {
                     .sum();
                 served += into.clone();
                 model.add((into - out).eq(0));
+            }
+            if let Some((l, due)) = lateness[j] {
+                // L_j ≥ T_j − due when served; void otherwise (T_j ≤ its latest).
+                let big_m = bounds[j].1 - due;
+                model.add((l - t[j] - big_m * served.clone()).geq(-due - big_m));
             }
             if rules.jobs[j].unassigned_cost.is_none() {
                 model.add(served.eq(1));
@@ -525,7 +568,24 @@ impl FieldModel {
                     }
                 }
             }
+            // The break only lengthens a used route (bound mode; exact has none).
+            if let Some(b) = rules.vehicles[k].break_spec {
+                let leaves: Expression = a.from_start.iter().flatten().copied().sum();
+                busy += b.duration.get() as f64 * leaves;
+            }
             model.add((r - d - busy).geq(0));
+            if let Some(b) = balance[k] {
+                // Tangents of bal·(hours)² every half hour up to 16 h, each lowered by
+                // one unit for the evaluator's rounding down.
+                let bal = rules.balance_per_hour_squared as f64;
+                let uph = rules.units_per_hour as f64;
+                for half_hours in 1..=32 {
+                    let x0 = half_hours as f64 * uph / 2.0;
+                    let slope = bal * 2.0 * x0 / (uph * uph);
+                    let at_x0 = bal * x0 * x0 / (uph * uph);
+                    model.add((b - slope * r + slope * d).geq(-at_x0 - 1.0));
+                }
+            }
             if let Some((o, regular)) = overtime[k] {
                 model.add((o - r).geq(-regular));
             }
