@@ -118,6 +118,41 @@ fn generate_solve_and_check_round_trip() {
 }
 
 #[test]
+fn solve_prints_a_lower_bound_next_to_the_cost_of_a_tiny_day() {
+    let problem = temp("tiny.json");
+    let out = despacho(&[
+        "fixtures",
+        "generate",
+        "--technicians",
+        "2",
+        "--jobs",
+        "8",
+        "--seed",
+        "3",
+        "--out",
+        path_str(&problem),
+    ]);
+    assert!(out.status.success());
+    let out = despacho(&["solve", "--problem", path_str(&problem), "--iterations", "500"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // "...; cost 1234.56 (lower bound 1100.00: at most 12.2 % above the optimum)"
+    let bound: f64 = stderr
+        .split("(lower bound ")
+        .nth(1)
+        .and_then(|rest| rest.split([':', ')']).next())
+        .and_then(|number| number.parse().ok())
+        .unwrap_or_else(|| panic!("no lower bound in {stderr}"));
+    let cost = plan["cost"]["total"].as_f64().unwrap();
+    assert!(bound > 0.0 && bound <= cost, "bound {bound}, cost {cost}");
+}
+
+#[test]
 fn a_bad_problem_is_refused_with_every_mistake_listed() {
     let problem = temp("bad.json");
     let out = despacho(&[
