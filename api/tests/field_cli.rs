@@ -133,7 +133,15 @@ fn solve_prints_a_lower_bound_next_to_the_cost_of_a_tiny_day() {
         path_str(&problem),
     ]);
     assert!(out.status.success());
-    let out = despacho(&["solve", "--problem", path_str(&problem), "--iterations", "500"]);
+    let out = despacho(&[
+        "solve",
+        "--problem",
+        path_str(&problem),
+        "--seconds",
+        "5",
+        "--iterations",
+        "500",
+    ]);
     assert!(
         out.status.success(),
         "{}",

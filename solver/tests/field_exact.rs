@@ -331,6 +331,36 @@ fn a_job_cheaper_to_leave_out_is_left_out() {
 }
 
 #[test]
+fn the_lower_bound_keeps_every_window_of_a_job() {
+    // The plain job's first window closes before anyone starts work; its second one
+    // is the one the plan uses. A bound that saw only the first would charge the job
+    // as unplanned (500 000) and rise above the plan.
+    let mut input = two_technicians();
+    let mut early = input.jobs[1].windows[0].clone();
+    early.start = "2025-03-10T06:00:00-03:00".parse().unwrap();
+    early.end = "2025-03-10T06:30:00-03:00".parse().unwrap();
+    input.jobs[1].windows.insert(0, early);
+    let compiled = compile(&input, &HashMap::new()).unwrap();
+    assert!(matches!(
+        solve_exact_field(&compiled.problem, Wall::from_secs(10)),
+        Err(MilpError::Unsupported { .. })
+    ));
+    let bound = field_lower_bound(&compiled.problem).unwrap();
+    let config = SolverConfig {
+        max_iterations: Some(500),
+        time_limit: None,
+        ..SolverConfig::default()
+    };
+    let heuristic = solve_field(&input, None, &config).unwrap();
+    assert!(heuristic.plan.unassigned.is_empty());
+    assert!(
+        bound <= heuristic.result.cost,
+        "{bound:?} > {:?}",
+        heuristic.result.cost
+    );
+}
+
+#[test]
 fn refuses_what_it_does_not_model_naming_the_feature() {
     let cases: [(&str, fn(&mut ProblemInput)); 5] = [
         ("breaks", |p| {

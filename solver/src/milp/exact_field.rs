@@ -91,14 +91,18 @@ pub fn solve_exact_field(
     } = built;
     let solved = model.solve()?;
     let values = solved.values.as_ref();
-    let objective_value =
-        constant + objective.iter().map(|&(v, c)| c * values.value(v)).sum::<f64>();
+    let objective_value = constant
+        + objective
+            .iter()
+            .map(|&(v, c)| c * values.value(v))
+            .sum::<f64>();
 
     let n = problem.jobs().len();
     let mut on_route = vec![false; n];
     let mut routes = Vec::new();
     for (k, vehicle) in arcs.iter().enumerate() {
-        let Some(first) = (0..n).find(|&j| vehicle.from_start[j].is_some_and(|v| is_one(values, v)))
+        let Some(first) =
+            (0..n).find(|&j| vehicle.from_start[j].is_some_and(|v| is_one(values, v)))
         else {
             continue;
         };
@@ -152,9 +156,11 @@ pub fn solve_exact_field(
     }
     let unassigned: Vec<usize> = (0..n).filter(|&j| !on_route[j]).collect();
     for &j in &unassigned {
-        cost += rules.jobs[j].unassigned_cost.ok_or(MilpError::Inconsistent {
-            reason: format!("required job {j} is left out"),
-        })?;
+        cost += rules.jobs[j]
+            .unassigned_cost
+            .ok_or(MilpError::Inconsistent {
+                reason: format!("required job {j} is left out"),
+            })?;
     }
     // Integer data: the evaluator's cost of the MILP's routes is the MILP's objective,
     // up to the backend's floating point.
@@ -187,8 +193,11 @@ pub fn field_lower_bound(problem: &Problem) -> Result<Cost, MilpError> {
         ..
     } = FieldModel::build(problem, rules, Mode::Bound)?;
     let solved = model.solve()?;
-    let value =
-        constant + objective.iter().map(|&(v, c)| c * solved.values.value(v)).sum::<f64>();
+    let value = constant
+        + objective
+            .iter()
+            .map(|&(v, c)| c * solved.values.value(v))
+            .sum::<f64>();
     if !value.is_finite() {
         return Err(MilpError::Inconsistent {
             reason: format!("the LP bound is {value}"),
@@ -317,17 +326,16 @@ impl FieldModel {
         let time = |a, b| problem.duration(a, b).get() as f64;
         let service = |j: usize, k: usize| problem.service_on(j, k).get() as f64;
 
-        // Per job and vehicle type, the earliest and latest service start any route
-        // could have; `None` when the vehicle type cannot do the job at all.
+        // One window (exact), or the hull of all of them (bound).
         let window: Vec<(f64, f64)> = jobs
             .iter()
             .map(|job| {
-                (
-                    job.windows[0].start.get() as f64,
-                    job.windows[0].end.get() as f64,
-                )
+                let (first, last) = (job.windows[0], job.windows[job.windows.len() - 1]);
+                (first.start.get() as f64, last.end.get() as f64)
             })
             .collect();
+        // Per job and vehicle type, the earliest and latest service start any route
+        // could have; `None` when the vehicle type cannot do the job at all.
         let span: Vec<Vec<Option<(f64, f64)>>> = (0..n)
             .map(|j| {
                 types
