@@ -362,7 +362,8 @@ fn the_lower_bound_keeps_every_window_of_a_job() {
 
 #[test]
 fn refuses_what_it_does_not_model_naming_the_feature() {
-    let cases: [(&str, fn(&mut ProblemInput)); 5] = [
+    type Mutation = fn(&mut ProblemInput);
+    let cases: [(&str, Mutation); 5] = [
         ("breaks", |p| {
             p.technicians[0].shifts[0].break_rule = Some(
                 serde_json::from_value(json!({"duration_minutes": 30,

@@ -14,7 +14,10 @@ use std::sync::Arc;
 /// recombination ([`super::SolverConfig::on_recombine`]): how a benchmark gets the
 /// pools a real search builds, which live inside `solve` otherwise.
 #[derive(Clone)]
-pub struct RecombineHook(pub Arc<dyn Fn(&[PoolRoute], &[usize]) + Send + Sync>);
+pub struct RecombineHook(pub Arc<RecombineFn>);
+
+/// What a [`RecombineHook`] calls: `(pool, incumbent)`.
+pub type RecombineFn = dyn Fn(&[PoolRoute], &[usize]) + Send + Sync;
 
 impl RecombineHook {
     pub fn new(f: impl Fn(&[PoolRoute], &[usize]) + Send + Sync + 'static) -> Self {
