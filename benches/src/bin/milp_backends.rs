@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! # 1. pools from real searches (once; default build): the search with recombination
-//! #    on, every recombine input dumped, the last (largest) pool of each instance kept
+//! #    on, every recombine input shown to a hook, the last (largest) pool of each instance kept
 //! cargo run --release -p despacho-benches --bin milp_backends -- pools
 //! # 2. the same pools under each backend (appends to <dir>/times-<backend>.csv)
 //! cargo run --release -p despacho-benches --bin milp_backends -- time
