@@ -562,8 +562,344 @@ async fn serials_are_checked_against_customers_equipment_and_flagged_never_dropp
     );
 }
 
+
+// ---------------------------------------------------------------------------------------
+// Job lifecycle reaching customers
+
+/// The outbox rows of booking `id`: (kind, payload).
+async fn messages(s: &TestServer, id: &str) -> Vec<(String, Value)> {
+    let rows: Vec<(String, String)> = despacho_api::on_pool!(&s.state.db, |pool| {
+        sqlx::query_as("SELECT kind, payload FROM outbox WHERE booking_id = $1 ORDER BY created_at, kind")
+            .bind(id)
+            .fetch_all(pool)
+            .await
+    })
+    .unwrap();
+    rows.into_iter()
+        .map(|(k, p)| (k, serde_json::from_str(&p).unwrap()))
+        .filter(|(k, _)| k != "booking_confirmed" && k != "booking_reminder")
+        .collect()
+}
+
+async fn visit_events(s: &TestServer, id: &str) -> Vec<(String, String)> {
+    despacho_api::on_pool!(&s.state.db, |pool| {
+        sqlx::query_as(
+            "SELECT kind, recorded_by FROM visit_events WHERE booking_id = $1 ORDER BY at, id",
+        )
+        .bind(id)
+        .fetch_all(pool)
+        .await
+    })
+    .unwrap()
+}
+
+/// Books the first free slot for customer c1 and stores job `job` carrying it out
+/// (linked with `booking_id`), assigned to t1. Returns the booking id.
+async fn booked_job(w: &world::World, job_id: &str) -> String {
+    let slots = w.slots().await;
+    let booking = w.book(&slots[0], Some("c1")).await;
+    let id = booking["id"].as_str().unwrap().to_owned();
+    let mut j = job(job_id, None);
+    j["windows"] = json!([{"start": booking["window"]["start"], "end": booking["window"]["end"]}]);
+    let admin = w.s.admin_key.clone();
+    let r = w
+        .s
+        .post(
+            "/v1/jobs",
+            Some(&admin),
+            &json!({"job": j, "customer_id": "c1", "booking_id": id}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.json["booking_id"], json!(id));
+    assign(&w.s, &admin, job_id, "t1").await;
+    id
+}
+
+async fn status_facts_of_a_booked_job_reach_the_customer_exactly_once(s: TestServer) {
+    let w = world::world(s).await;
+    w.customer("c1", json!({})).await;
+    let booking = booked_job(&w, "B-1").await;
+    let s = &w.s;
+    let key = s.key(Role::Technician, Some("t1")).await.1;
+    let mut phone = Phone::new("phone-1", &key);
+
+    let eta_start = now_ms() + 30 * 60_000;
+    let eta_end = now_ms() + 90 * 60_000;
+    phone.record(
+        "job_status",
+        "s-1",
+        "B-1",
+        json!({"status": "en_route", "eta_start": eta_start, "eta_end": eta_end}),
+    );
+    phone.push(&s).await;
+    let sent = messages(s, &booking).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].0, "technician_en_route");
+    assert_eq!(
+        visit_events(s, &booking).await,
+        [("en_route".to_owned(), "sync:phone-1".to_owned())]
+    );
+    // The same fact again from a reinstalled app (a new device, new mutation ids):
+    // recorded once, no second message.
+    let mut reinstalled = Phone::new("phone-1b", &key);
+    reinstalled.record(
+        "job_status",
+        "s-1",
+        "B-1",
+        json!({"status": "en_route", "eta_start": eta_start, "eta_end": eta_end}),
+    );
+    reinstalled.push(&s).await;
+    assert_eq!(messages(s, &booking).await.len(), 1);
+    assert_eq!(visit_events(s, &booking).await.len(), 1);
+
+    // The dispatcher reported the arrival through the API first: the phone's arrival
+    // adds nothing (the customer was told).
+    let r = s
+        .post(
+            &format!("/v1/bookings/{booking}/events"),
+            Some(&s.admin_key),
+            &json!({"type": "arrived"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    phone.record("job_status", "s-2", "B-1", json!({"status": "arrived"}));
+    phone.record(
+        "customer_confirmation",
+        "c-1",
+        "B-1",
+        json!({"signer_name": "Maria Souza", "signature_sha256": "ab".repeat(32)}),
+    );
+    phone.record("job_status", "s-3", "B-1", json!({"status": "completed"}));
+    phone.push(&s).await;
+    let kinds_sent: Vec<String> = messages(s, &booking).await.into_iter().map(|m| m.0).collect();
+    assert_eq!(kinds_sent, ["technician_en_route", "survey_request"]);
+    let events: Vec<String> = visit_events(s, &booking).await.into_iter().map(|e| e.0).collect();
+    assert_eq!(events, ["en_route", "arrived", "completed"]);
+    // The customer's confirmation is stored with the job, and on the phone.
+    let stored: Vec<String> = despacho_api::on_pool!(&s.state.db, |pool| {
+        sqlx::query_scalar("SELECT fact FROM sync_facts WHERE kind = 'customer_confirmation'")
+            .fetch_all(pool)
+            .await
+    })
+    .unwrap();
+    assert_eq!(stored.len(), 1);
+    let stored: Value = serde_json::from_str(&stored[0]).unwrap();
+    assert_eq!(stored["fact"]["signer_name"], "Maria Souza");
+    phone.pull(&s).await;
+    let view = &phone.state.confirmed()["job/B-1"];
+    assert_eq!(view["status"], "completed");
+    assert!(view["facts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["kind"] == "customer_confirmation"));
+    assert_eq!(view["details"]["booking_id"], json!(booking));
+    assert!(open_flags(s, &s.admin_key, "").await.is_empty());
+}
+
+async fn failed_visits_reach_the_customer_or_the_dispatchers_and_refusals_keep_the_fact(
+    s: TestServer,
+) {
+    let w = world::world(s).await;
+    w.customer("c1", json!({})).await;
+    let missed = booked_job(&w, "B-1").await;
+    let cancelled = booked_job(&w, "B-2").await;
+    let s = &w.s;
+    let r = s
+        .post(&format!("/v1/bookings/{cancelled}/cancel"), Some(&w.chatbot), &json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let key = s.key(Role::Technician, Some("t1")).await.1;
+    let mut phone = Phone::new("phone-1", &key);
+    // The customer was absent: the missed-visit follow-up with new slots.
+    phone.record(
+        "job_status",
+        "s-1",
+        "B-1",
+        json!({"status": "failed", "reason": "customer_absent"}),
+    );
+    // Work on a cancelled booking: kept, the refusal flagged; a failure the customer
+    // cannot fix goes to the dispatchers.
+    phone.record("job_status", "s-2", "B-2", json!({"status": "en_route"}));
+    phone.record(
+        "job_status",
+        "s-3",
+        "B-2",
+        json!({"status": "failed", "reason": "wrong_equipment"}),
+    );
+    phone.push(&s).await;
+    let sent = messages(s, &missed).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].0, "missed_visit");
+    assert_eq!(sent[0].1["reason"], "customer_absent");
+    let offered = sent[0].1["offered_slots"].as_array().unwrap();
+    assert!(!offered.is_empty() && offered.len() <= 3, "{offered:?}");
+    let cancelled_messages: Vec<String> = messages(s, &cancelled)
+        .await
+        .into_iter()
+        .map(|m| m.0)
+        .filter(|k| k != "booking_cancelled")
+        .collect();
+    assert!(cancelled_messages.is_empty(), "{cancelled_messages:?}");
+    let flags = open_flags(s, &s.admin_key, "?job_id=B-2").await;
+    assert_eq!(kinds(&flags), ["visit_event_refused", "visit_failed"]);
+    let refused = flags.iter().find(|f| f["kind"] == "visit_event_refused").unwrap();
+    assert_eq!(refused["flag"]["code"], "booking_cancelled");
+    assert_eq!(refused["flag"]["event"], "en_route");
+    let failed = flags.iter().find(|f| f["kind"] == "visit_failed").unwrap();
+    assert_eq!(failed["flag"]["reason"], "wrong_equipment");
+    // The facts are all there.
+    phone.pull(&s).await;
+    assert_eq!(phone.state.confirmed()["job/B-2"]["status"], "failed");
+    assert_eq!(phone.state.confirmed()["job/B-1"]["failure_reason"], "customer_absent");
+
+    // Linking: an unknown booking, or one another job carries out, is refused by name.
+    let admin = s.admin_key.clone();
+    let r = patch(s, "/v1/jobs/B-2", &admin, &json!({"booking_id": missed})).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert_eq!(r.paths(), ["$.booking_id"]);
+    assert_eq!(r.json["error"]["details"][0]["code"], "booking_already_linked");
+    let r = patch(s, "/v1/jobs/B-2", &admin, &json!({"booking_id": "bk_nope"})).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.json["error"]["details"][0]["code"], "unknown_booking");
+}
+
+// ---------------------------------------------------------------------------------------
+// Dispatcher edits reaching phones; jobs by technician
+
+async fn a_dispatchers_edit_reaches_the_assigned_phone_at_its_next_pull(s: TestServer) {
+    let w = setup(
+        &s,
+        &["t1", "t2"],
+        &["c1"],
+        &[("J-1", Some("c1"), Some("t1")), ("J-2", None, None)],
+    )
+    .await;
+    let d = &w.dispatcher;
+    let mut ana = Phone::new("ana", &w.keys["t1"]);
+    let mut bo = Phone::new("bo", &w.keys["t2"]);
+    ana.pull(&s).await;
+    bo.pull(&s).await;
+    let before = ana.state.confirmed()["job/J-1"].clone();
+    assert!(before["details"]["notes"].is_null());
+
+    let r = patch(
+        &s,
+        "/v1/jobs/J-1",
+        d,
+        &json!({"address": "Rua Nova, 10", "notes": "ring twice; dog",
+                "window": {"start": "2026-03-02T13:00:00-03:00", "end": "2026-03-02T15:00:00-03:00"},
+                "collect_serials": [" zte-0001", "RT-9"]}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["notes"], "ring twice; dog");
+    assert_eq!(r.json["collect_serials"], json!(["ZTE-0001", "RT-9"]));
+    assert_eq!(r.json["job"]["place"]["address"], "Rua Nova, 10");
+    assert_eq!(r.json["assigned_technician"], "t1");
+
+    let answer = ana.pull(&s).await;
+    assert_eq!(answer.patch.len(), 1, "{:?}", answer.patch);
+    let view = &ana.state.confirmed()["job/J-1"];
+    assert_eq!(view["address"], "Rua Nova, 10");
+    let start = chrono::DateTime::parse_from_rfc3339("2026-03-02T13:00:00-03:00")
+        .unwrap()
+        .timestamp_millis();
+    assert_eq!(view["window"]["start"], start);
+    assert_eq!(view["window"]["end"], start + 2 * 3_600_000);
+    assert_eq!(view["details"]["notes"], "ring twice; dog");
+    assert_eq!(view["details"]["collect_serials"], json!(["ZTE-0001", "RT-9"]));
+    // Only the holder's scope moved.
+    assert!(bo.pull(&s).await.patch.is_empty());
+    // The stored job says the same.
+    let r = s.get("/v1/jobs/J-1", Some(d)).await;
+    assert_eq!(r.json["notes"], "ring twice; dog");
+    assert_eq!(r.json["job"]["windows"][0]["start"], "2026-03-02T13:00:00-03:00");
+
+    // Notes removed: the phone hears of it too.
+    let r = patch(&s, "/v1/jobs/J-1", d, &json!({"notes": null})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    ana.pull(&s).await;
+    assert!(ana.state.confirmed()["job/J-1"]["details"]["notes"].is_null());
+    // A job nobody holds is edited without touching any phone.
+    let r = patch(&s, "/v1/jobs/J-2", d, &json!({"notes": "call first"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(ana.pull(&s).await.patch.is_empty());
+    // Assigned later, it arrives with its notes.
+    assign(&s, d, "J-2", "t2").await;
+    bo.pull(&s).await;
+    assert_eq!(bo.state.confirmed()["job/J-2"]["details"]["notes"], "call first");
+
+    // Bad edits: 4xx naming the field, nothing changed.
+    for (body, path) in [
+        (json!({"window": {"start": "2026-03-02T15:00:00-03:00", "end": "2026-03-02T13:00:00-03:00"}}), "$.window.end"),
+        (json!({"window": {"start": "tomorrow", "end": "2026-03-02T13:00:00-03:00"}}), "$.window.start"),
+        (json!({"address": " "}), "$.address"),
+        (json!({"notes": "x".repeat(4001)}), "$.notes"),
+        (json!({"collect_serials": ["A", ""]}), "$.collect_serials[1]"),
+        (json!({"collect_serials": ["A", "a"]}), "$.collect_serials[1]"),
+        (json!({"booking_id": "bk_nope"}), "$.booking_id"),
+        (json!({"colour": "red"}), "$.colour"),
+        (json!({}), "$"),
+    ] {
+        let r = patch(&s, "/v1/jobs/J-1", d, &body).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {}", r.text);
+        assert_eq!(r.paths(), [path], "{body}");
+    }
+    assert!(ana.pull(&s).await.patch.is_empty());
+    let r = patch(&s, "/v1/jobs/NOPE", d, &json!({"notes": "x"})).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = patch(&s, "/v1/jobs/J-1", &w.keys["t1"], &json!({"notes": "x"})).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+async fn jobs_by_technician_are_those_assigned_or_pinned_to_them(s: TestServer) {
+    let w = setup(
+        &s,
+        &["t1", "t2"],
+        &[],
+        &[("J-1", None, Some("t1")), ("J-3", None, Some("t2")), ("J-4", None, None)],
+    )
+    .await;
+    let d = &w.dispatcher;
+    let r = s
+        .post("/v1/jobs", Some(d), &json!({"job": job("J-2", Some("t1"))}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let ids = |r: &Reply| -> Vec<String> {
+        r.json["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let r = s.get("/v1/jobs?technician=t1", Some(d)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(ids(&r), ["J-1", "J-2"]);
+    assert_eq!(r.json["items"][0]["assigned_technician"], "t1");
+    assert_eq!(ids(&s.get("/v1/jobs?technician_id=t1", Some(d)).await), ["J-1", "J-2"]);
+    assert_eq!(ids(&s.get("/v1/jobs?technician=t2", Some(d)).await), ["J-3"]);
+    assert_eq!(ids(&s.get("/v1/jobs", Some(d)).await), ["J-1", "J-2", "J-3", "J-4"]);
+    // A technician key sees its own, whatever it asks for.
+    let t1 = &w.keys["t1"];
+    assert_eq!(ids(&s.get("/v1/jobs", Some(t1)).await), ["J-1", "J-2"]);
+    assert_eq!(ids(&s.get("/v1/jobs?technician=t2", Some(t1)).await), ["J-1", "J-2"]);
+    assert_eq!(s.get("/v1/jobs/J-1", Some(t1)).await.status, StatusCode::OK);
+    assert_eq!(s.get("/v1/jobs/J-3", Some(t1)).await.status, StatusCode::NOT_FOUND);
+    // Reassigned: it moves to the other list.
+    assign(&s, d, "J-1", "t2").await;
+    assert_eq!(ids(&s.get("/v1/jobs?technician=t1", Some(d)).await), ["J-2"]);
+    assert_eq!(ids(&s.get("/v1/jobs?technician=t2", Some(d)).await), ["J-1", "J-3"]);
+}
+
 both_backends!(
     the_upsell_catalogue_checks_each_field_and_keeps_offered_products,
     offers_are_checked_against_the_catalogue_and_reported_per_technician_and_day,
     serials_are_checked_against_customers_equipment_and_flagged_never_dropped,
+    status_facts_of_a_booked_job_reach_the_customer_exactly_once,
+    failed_visits_reach_the_customer_or_the_dispatchers_and_refusals_keep_the_fact,
+    a_dispatchers_edit_reaches_the_assigned_phone_at_its_next_pull,
+    jobs_by_technician_are_those_assigned_or_pinned_to_them,
 );
