@@ -186,13 +186,21 @@ async fn the_upsell_catalogue_checks_each_field_and_keeps_offered_products(s: Te
     let w = setup(&s, &["t1"], &[], &[("J-1", None, Some("t1"))]).await;
     let d = &w.dispatcher;
     let r = s
-        .post("/v1/upsell-products", Some(d), &product("MESH-2", 1500, "monthly"))
+        .post(
+            "/v1/upsell-products",
+            Some(d),
+            &product("MESH-2", 1500, "monthly"),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     assert_eq!(r.json["active"], true);
     assert_eq!(r.json["billing"], "monthly");
     let r = s
-        .post("/v1/upsell-products", Some(d), &product("MESH-2", 1500, "monthly"))
+        .post(
+            "/v1/upsell-products",
+            Some(d),
+            &product("MESH-2", 1500, "monthly"),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert_eq!(r.code(), "already_exists");
@@ -213,19 +221,31 @@ async fn the_upsell_catalogue_checks_each_field_and_keeps_offered_products(s: Te
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
     assert_eq!(r.paths(), ["$.billing"]);
     let r = s
-        .put("/v1/upsell-products/IPTV", Some(d), &product("OTHER", 1, "one_off"))
+        .put(
+            "/v1/upsell-products/IPTV",
+            Some(d),
+            &product("OTHER", 1, "one_off"),
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.paths(), ["$.code"]);
     // Technicians and chat bots may not change it.
     let r = s
-        .post("/v1/upsell-products", Some(&w.keys["t1"]), &product("Y", 1, "one_off"))
+        .post(
+            "/v1/upsell-products",
+            Some(&w.keys["t1"]),
+            &product("Y", 1, "one_off"),
+        )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 
     // PUT creates, then replaces.
     let r = s
-        .put("/v1/upsell-products/IPTV", Some(d), &product("IPTV", 2990, "monthly"))
+        .put(
+            "/v1/upsell-products/IPTV",
+            Some(d),
+            &product("IPTV", 2990, "monthly"),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let mut iptv = product("IPTV", 3490, "monthly");
@@ -291,22 +311,55 @@ async fn offers_are_checked_against_the_catalogue_and_reported_per_technician_an
                "billing": billing, "outcome": outcome})
     };
     let mut ana = Phone::new("ana", &w.keys["t1"]);
-    ana.record("upsell_outcome", "", "J-1", offer("o-1", "MESH-2", 1500, "monthly", "accepted"));
-    ana.record("upsell_outcome", "", "J-1", offer("o-2", "OUTLET", 5000, "one_off", "accepted"));
-    ana.record("upsell_outcome", "", "J-1", offer("o-3", "IPTV-X", 2990, "monthly", "declined"));
+    ana.record(
+        "upsell_outcome",
+        "",
+        "J-1",
+        offer("o-1", "MESH-2", 1500, "monthly", "accepted"),
+    );
+    ana.record(
+        "upsell_outcome",
+        "",
+        "J-1",
+        offer("o-2", "OUTLET", 5000, "one_off", "accepted"),
+    );
+    ana.record(
+        "upsell_outcome",
+        "",
+        "J-1",
+        offer("o-3", "IPTV-X", 2990, "monthly", "declined"),
+    );
     ana.push(&s).await;
     let mut bo = Phone::new("bo", &w.keys["t2"]);
     // Offered at a discount: counted at the price accepted, and flagged.
-    bo.record("upsell_outcome", "", "J-2", offer("o-4", "MESH-2", 1000, "monthly", "accepted"));
-    bo.record("upsell_outcome", "", "J-2", offer("o-5", "OUTLET", 5000, "one_off", "declined"));
+    bo.record(
+        "upsell_outcome",
+        "",
+        "J-2",
+        offer("o-4", "MESH-2", 1000, "monthly", "accepted"),
+    );
+    bo.record(
+        "upsell_outcome",
+        "",
+        "J-2",
+        offer("o-5", "OUTLET", 5000, "one_off", "declined"),
+    );
     bo.push(&s).await;
     // A resent offer (a reinstall resends under a new mutation id) counts once.
     let mut again = Phone::new("bo-2", &w.keys["t2"]);
-    again.record("upsell_outcome", "", "J-2", offer("o-4", "MESH-2", 1000, "monthly", "accepted"));
+    again.record(
+        "upsell_outcome",
+        "",
+        "J-2",
+        offer("o-4", "MESH-2", 1000, "monthly", "accepted"),
+    );
     again.push(&s).await;
 
     let flags = open_flags(&s, d, "").await;
-    assert_eq!(kinds(&flags), ["unknown_upsell_product", "upsell_terms_differ"]);
+    assert_eq!(
+        kinds(&flags),
+        ["unknown_upsell_product", "upsell_terms_differ"]
+    );
     let unknown = flags
         .iter()
         .find(|f| f["kind"] == "unknown_upsell_product")
@@ -337,7 +390,10 @@ async fn offers_are_checked_against_the_catalogue_and_reported_per_technician_an
                "added_monthly_cents": 2500, "one_off_cents": 5000, "unknown_products": 1})
     );
     let r = s
-        .get("/v1/reports/upsells?from=2026-03-02&to=2026-03-02&technician=t2", Some(d))
+        .get(
+            "/v1/reports/upsells?from=2026-03-02&to=2026-03-02&technician=t2",
+            Some(d),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json["rows"].as_array().unwrap().len(), 1);
@@ -354,14 +410,19 @@ async fn offers_are_checked_against_the_catalogue_and_reported_per_technician_an
         ("from=2026-03-02&to=2026-03-01", "to"),
         ("from=2026-01-01&to=2027-06-01", "to"),
     ] {
-        let r = s.get(&format!("/v1/reports/upsells?{query}"), Some(d)).await;
+        let r = s
+            .get(&format!("/v1/reports/upsells?{query}"), Some(d))
+            .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}: {}", r.text);
         assert_eq!(r.paths(), [param], "{query}");
     }
     assert_eq!(
-        s.get("/v1/reports/upsells?from=2026-03-02&to=2026-03-02", Some(&w.keys["t1"]))
-            .await
-            .status,
+        s.get(
+            "/v1/reports/upsells?from=2026-03-02&to=2026-03-02",
+            Some(&w.keys["t1"])
+        )
+        .await
+        .status,
         StatusCode::FORBIDDEN
     );
 
@@ -397,9 +458,7 @@ async fn equipment(s: &TestServer, key: &str, customer: &str) -> BTreeMap<String
         .collect()
 }
 
-async fn serials_are_checked_against_customers_equipment_and_flagged_never_dropped(
-    s: TestServer,
-) {
+async fn serials_are_checked_against_customers_equipment_and_flagged_never_dropped(s: TestServer) {
     let w = setup(
         &s,
         &["t1", "t2"],
@@ -423,22 +482,38 @@ async fn serials_are_checked_against_customers_equipment_and_flagged_never_dropp
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json["serial"], "ZTE-0001");
     let r = s
-        .put("/v1/customers/c2/equipment/RT-9", Some(d), &json!({"state": "installed"}))
+        .put(
+            "/v1/customers/c2/equipment/RT-9",
+            Some(d),
+            &json!({"state": "installed"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     // The same device cannot be recorded at two customers.
     let r = s
-        .put("/v1/customers/c1/equipment/rt-9", Some(d), &json!({"state": "installed"}))
+        .put(
+            "/v1/customers/c1/equipment/rt-9",
+            Some(d),
+            &json!({"state": "installed"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert_eq!(r.code(), "serial_at_another_customer");
     let r = s
-        .put("/v1/customers/c1/equipment/X1", Some(d), &json!({"state": "lost"}))
+        .put(
+            "/v1/customers/c1/equipment/X1",
+            Some(d),
+            &json!({"state": "lost"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.paths(), ["$.state"]);
     let r = s
-        .put("/v1/customers/nobody/equipment/X1", Some(d), &json!({"state": "installed"}))
+        .put(
+            "/v1/customers/nobody/equipment/X1",
+            Some(d),
+            &json!({"state": "installed"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 
@@ -473,7 +548,10 @@ async fn serials_are_checked_against_customers_equipment_and_flagged_never_dropp
             "unknown_serial"
         ]
     );
-    let unknown = flags.iter().find(|f| f["kind"] == "unknown_serial").unwrap();
+    let unknown = flags
+        .iter()
+        .find(|f| f["kind"] == "unknown_serial")
+        .unwrap();
     assert_eq!(unknown["job_id"], "RET-1");
     assert_eq!(unknown["flag"]["serial"], "GHOST-7");
     assert_eq!(unknown["flag"]["technician"], "t1");
@@ -483,7 +561,10 @@ async fn serials_are_checked_against_customers_equipment_and_flagged_never_dropp
         .unwrap();
     assert_eq!(elsewhere["job_id"], "INS-3");
     assert_eq!(elsewhere["flag"]["recorded_customer"], "c2");
-    let dup: Vec<&Value> = flags.iter().filter(|f| f["kind"] == "duplicate_serial").collect();
+    let dup: Vec<&Value> = flags
+        .iter()
+        .filter(|f| f["kind"] == "duplicate_serial")
+        .collect();
     let mut jobs: Vec<&str> = dup.iter().map(|f| f["job_id"].as_str().unwrap()).collect();
     jobs.sort();
     assert_eq!(jobs, ["INS-2", "INS-3"]);
@@ -508,7 +589,12 @@ async fn serials_are_checked_against_customers_equipment_and_flagged_never_dropp
     assert_eq!(c1["ZTE-0001"]["state"], "returned");
     assert!(c1["ZTE-0001"]["returned_at"].is_string());
     // Collecting it again: already returned.
-    ana.record("equipment", "e-6", "RET-1", serial("ZTE-0001 ", "collected"));
+    ana.record(
+        "equipment",
+        "e-6",
+        "RET-1",
+        serial("ZTE-0001 ", "collected"),
+    );
     ana.push(&s).await;
     let returned = open_flags(&s, d, "?kind=serial_already_returned").await;
     assert_eq!(returned.len(), 1);
@@ -531,13 +617,13 @@ async fn serials_are_checked_against_customers_equipment_and_flagged_never_dropp
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json, first);
-    assert!(!open_flags(&s, d, "")
-        .await
-        .iter()
-        .any(|f| f["id"] == id));
+    assert!(!open_flags(&s, d, "").await.iter().any(|f| f["id"] == id));
     let resolved = open_flags(&s, d, "?status=resolved").await;
     assert_eq!(resolved.len(), 1);
-    assert_eq!(resolved[0]["resolution"], "serial typed wrong; it is ZTE-0001");
+    assert_eq!(
+        resolved[0]["resolution"],
+        "serial typed wrong; it is ZTE-0001"
+    );
     assert_eq!(open_flags(&s, d, "?job_id=INS-3").await.len(), 2);
     // Bad input.
     let r = s
@@ -562,17 +648,18 @@ async fn serials_are_checked_against_customers_equipment_and_flagged_never_dropp
     );
 }
 
-
 // ---------------------------------------------------------------------------------------
 // Job lifecycle reaching customers
 
 /// The outbox rows of booking `id`: (kind, payload).
 async fn messages(s: &TestServer, id: &str) -> Vec<(String, Value)> {
     let rows: Vec<(String, String)> = despacho_api::on_pool!(&s.state.db, |pool| {
-        sqlx::query_as("SELECT kind, payload FROM outbox WHERE booking_id = $1 ORDER BY created_at, kind")
-            .bind(id)
-            .fetch_all(pool)
-            .await
+        sqlx::query_as(
+            "SELECT kind, payload FROM outbox WHERE booking_id = $1 ORDER BY created_at, kind",
+        )
+        .bind(id)
+        .fetch_all(pool)
+        .await
     })
     .unwrap();
     rows.into_iter()
@@ -602,9 +689,8 @@ async fn booked_job(w: &world::World, job_id: &str) -> String {
     let mut j = job(job_id, None);
     j["windows"] = json!([{"start": booking["window"]["start"], "end": booking["window"]["end"]}]);
     let admin = w.s.admin_key.clone();
-    let r = w
-        .s
-        .post(
+    let r =
+        w.s.post(
             "/v1/jobs",
             Some(&admin),
             &json!({"job": j, "customer_id": "c1", "booking_id": id}),
@@ -632,7 +718,7 @@ async fn status_facts_of_a_booked_job_reach_the_customer_exactly_once(s: TestSer
         "B-1",
         json!({"status": "en_route", "eta_start": eta_start, "eta_end": eta_end}),
     );
-    phone.push(&s).await;
+    phone.push(s).await;
     let sent = messages(s, &booking).await;
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0].0, "technician_en_route");
@@ -649,7 +735,7 @@ async fn status_facts_of_a_booked_job_reach_the_customer_exactly_once(s: TestSer
         "B-1",
         json!({"status": "en_route", "eta_start": eta_start, "eta_end": eta_end}),
     );
-    reinstalled.push(&s).await;
+    reinstalled.push(s).await;
     assert_eq!(messages(s, &booking).await.len(), 1);
     assert_eq!(visit_events(s, &booking).await.len(), 1);
 
@@ -671,10 +757,18 @@ async fn status_facts_of_a_booked_job_reach_the_customer_exactly_once(s: TestSer
         json!({"signer_name": "Maria Souza", "signature_sha256": "ab".repeat(32)}),
     );
     phone.record("job_status", "s-3", "B-1", json!({"status": "completed"}));
-    phone.push(&s).await;
-    let kinds_sent: Vec<String> = messages(s, &booking).await.into_iter().map(|m| m.0).collect();
+    phone.push(s).await;
+    let kinds_sent: Vec<String> = messages(s, &booking)
+        .await
+        .into_iter()
+        .map(|m| m.0)
+        .collect();
     assert_eq!(kinds_sent, ["technician_en_route", "survey_request"]);
-    let events: Vec<String> = visit_events(s, &booking).await.into_iter().map(|e| e.0).collect();
+    let events: Vec<String> = visit_events(s, &booking)
+        .await
+        .into_iter()
+        .map(|e| e.0)
+        .collect();
     assert_eq!(events, ["en_route", "arrived", "completed"]);
     // The customer's confirmation is stored with the job, and on the phone.
     let stored: Vec<String> = despacho_api::on_pool!(&s.state.db, |pool| {
@@ -686,7 +780,7 @@ async fn status_facts_of_a_booked_job_reach_the_customer_exactly_once(s: TestSer
     assert_eq!(stored.len(), 1);
     let stored: Value = serde_json::from_str(&stored[0]).unwrap();
     assert_eq!(stored["fact"]["signer_name"], "Maria Souza");
-    phone.pull(&s).await;
+    phone.pull(s).await;
     let view = &phone.state.confirmed()["job/B-1"];
     assert_eq!(view["status"], "completed");
     assert!(view["facts"]
@@ -696,6 +790,31 @@ async fn status_facts_of_a_booked_job_reach_the_customer_exactly_once(s: TestSer
         .any(|f| f["kind"] == "customer_confirmation"));
     assert_eq!(view["details"]["booking_id"], json!(booking));
     assert!(open_flags(s, &s.admin_key, "").await.is_empty());
+    // Dispatchers read what was recorded, the signature included.
+    let r = s.get("/v1/jobs/B-1/facts", Some(&s.admin_key)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["record"]["status"], "completed");
+    let confirmation = r.json["record"]["facts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "customer_confirmation")
+        .cloned()
+        .expect("the confirmation");
+    assert_eq!(confirmation["signer_name"], "Maria Souza");
+    assert_eq!(confirmation["signature_sha256"], "ab".repeat(32));
+    assert_eq!(confirmation["technician"], "t1");
+    assert_eq!(r.json["flags"], json!([]));
+    assert_eq!(
+        s.get("/v1/jobs/B-1/facts", Some(&key)).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        s.get("/v1/jobs/NOPE/facts", Some(&s.admin_key))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 async fn failed_visits_reach_the_customer_or_the_dispatchers_and_refusals_keep_the_fact(
@@ -707,7 +826,11 @@ async fn failed_visits_reach_the_customer_or_the_dispatchers_and_refusals_keep_t
     let cancelled = booked_job(&w, "B-2").await;
     let s = &w.s;
     let r = s
-        .post(&format!("/v1/bookings/{cancelled}/cancel"), Some(&w.chatbot), &json!({}))
+        .post(
+            &format!("/v1/bookings/{cancelled}/cancel"),
+            Some(&w.chatbot),
+            &json!({}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let key = s.key(Role::Technician, Some("t1")).await.1;
@@ -728,7 +851,7 @@ async fn failed_visits_reach_the_customer_or_the_dispatchers_and_refusals_keep_t
         "B-2",
         json!({"status": "failed", "reason": "wrong_equipment"}),
     );
-    phone.push(&s).await;
+    phone.push(s).await;
     let sent = messages(s, &missed).await;
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0].0, "missed_visit");
@@ -744,22 +867,35 @@ async fn failed_visits_reach_the_customer_or_the_dispatchers_and_refusals_keep_t
     assert!(cancelled_messages.is_empty(), "{cancelled_messages:?}");
     let flags = open_flags(s, &s.admin_key, "?job_id=B-2").await;
     assert_eq!(kinds(&flags), ["visit_event_refused", "visit_failed"]);
-    let refused = flags.iter().find(|f| f["kind"] == "visit_event_refused").unwrap();
+    let r = s.get("/v1/jobs/B-2/facts", Some(&s.admin_key)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["flags"].as_array().unwrap().len(), 2);
+    assert_eq!(r.json["record"]["facts"].as_array().unwrap().len(), 2);
+    let refused = flags
+        .iter()
+        .find(|f| f["kind"] == "visit_event_refused")
+        .unwrap();
     assert_eq!(refused["flag"]["code"], "booking_cancelled");
     assert_eq!(refused["flag"]["event"], "en_route");
     let failed = flags.iter().find(|f| f["kind"] == "visit_failed").unwrap();
     assert_eq!(failed["flag"]["reason"], "wrong_equipment");
     // The facts are all there.
-    phone.pull(&s).await;
+    phone.pull(s).await;
     assert_eq!(phone.state.confirmed()["job/B-2"]["status"], "failed");
-    assert_eq!(phone.state.confirmed()["job/B-1"]["failure_reason"], "customer_absent");
+    assert_eq!(
+        phone.state.confirmed()["job/B-1"]["failure_reason"],
+        "customer_absent"
+    );
 
     // Linking: an unknown booking, or one another job carries out, is refused by name.
     let admin = s.admin_key.clone();
     let r = patch(s, "/v1/jobs/B-2", &admin, &json!({"booking_id": missed})).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
     assert_eq!(r.paths(), ["$.booking_id"]);
-    assert_eq!(r.json["error"]["details"][0]["code"], "booking_already_linked");
+    assert_eq!(
+        r.json["error"]["details"][0]["code"],
+        "booking_already_linked"
+    );
     let r = patch(s, "/v1/jobs/B-2", &admin, &json!({"booking_id": "bk_nope"})).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.json["error"]["details"][0]["code"], "unknown_booking");
@@ -809,13 +945,19 @@ async fn a_dispatchers_edit_reaches_the_assigned_phone_at_its_next_pull(s: TestS
     assert_eq!(view["window"]["start"], start);
     assert_eq!(view["window"]["end"], start + 2 * 3_600_000);
     assert_eq!(view["details"]["notes"], "ring twice; dog");
-    assert_eq!(view["details"]["collect_serials"], json!(["ZTE-0001", "RT-9"]));
+    assert_eq!(
+        view["details"]["collect_serials"],
+        json!(["ZTE-0001", "RT-9"])
+    );
     // Only the holder's scope moved.
     assert!(bo.pull(&s).await.patch.is_empty());
     // The stored job says the same.
     let r = s.get("/v1/jobs/J-1", Some(d)).await;
     assert_eq!(r.json["notes"], "ring twice; dog");
-    assert_eq!(r.json["job"]["windows"][0]["start"], "2026-03-02T13:00:00-03:00");
+    assert_eq!(
+        r.json["job"]["windows"][0]["start"],
+        "2026-03-02T13:00:00-03:00"
+    );
 
     // Notes removed: the phone hears of it too.
     let r = patch(&s, "/v1/jobs/J-1", d, &json!({"notes": null})).await;
@@ -829,22 +971,42 @@ async fn a_dispatchers_edit_reaches_the_assigned_phone_at_its_next_pull(s: TestS
     // Assigned later, it arrives with its notes.
     assign(&s, d, "J-2", "t2").await;
     bo.pull(&s).await;
-    assert_eq!(bo.state.confirmed()["job/J-2"]["details"]["notes"], "call first");
+    assert_eq!(
+        bo.state.confirmed()["job/J-2"]["details"]["notes"],
+        "call first"
+    );
 
     // Bad edits: 4xx naming the field, nothing changed.
     for (body, path) in [
-        (json!({"window": {"start": "2026-03-02T15:00:00-03:00", "end": "2026-03-02T13:00:00-03:00"}}), "$.window.end"),
-        (json!({"window": {"start": "tomorrow", "end": "2026-03-02T13:00:00-03:00"}}), "$.window.start"),
+        (
+            json!({"window": {"start": "2026-03-02T15:00:00-03:00", "end": "2026-03-02T13:00:00-03:00"}}),
+            "$.window.end",
+        ),
+        (
+            json!({"window": {"start": "tomorrow", "end": "2026-03-02T13:00:00-03:00"}}),
+            "$.window.start",
+        ),
         (json!({"address": " "}), "$.address"),
         (json!({"notes": "x".repeat(4001)}), "$.notes"),
-        (json!({"collect_serials": ["A", ""]}), "$.collect_serials[1]"),
-        (json!({"collect_serials": ["A", "a"]}), "$.collect_serials[1]"),
+        (
+            json!({"collect_serials": ["A", ""]}),
+            "$.collect_serials[1]",
+        ),
+        (
+            json!({"collect_serials": ["A", "a"]}),
+            "$.collect_serials[1]",
+        ),
         (json!({"booking_id": "bk_nope"}), "$.booking_id"),
         (json!({"colour": "red"}), "$.colour"),
         (json!({}), "$"),
     ] {
         let r = patch(&s, "/v1/jobs/J-1", d, &body).await;
-        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {}", r.text);
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            r.text
+        );
         assert_eq!(r.paths(), [path], "{body}");
     }
     assert!(ana.pull(&s).await.patch.is_empty());
@@ -859,7 +1021,11 @@ async fn jobs_by_technician_are_those_assigned_or_pinned_to_them(s: TestServer) 
         &s,
         &["t1", "t2"],
         &[],
-        &[("J-1", None, Some("t1")), ("J-3", None, Some("t2")), ("J-4", None, None)],
+        &[
+            ("J-1", None, Some("t1")),
+            ("J-3", None, Some("t2")),
+            ("J-4", None, None),
+        ],
     )
     .await;
     let d = &w.dispatcher;
@@ -879,19 +1045,40 @@ async fn jobs_by_technician_are_those_assigned_or_pinned_to_them(s: TestServer) 
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(ids(&r), ["J-1", "J-2"]);
     assert_eq!(r.json["items"][0]["assigned_technician"], "t1");
-    assert_eq!(ids(&s.get("/v1/jobs?technician_id=t1", Some(d)).await), ["J-1", "J-2"]);
-    assert_eq!(ids(&s.get("/v1/jobs?technician=t2", Some(d)).await), ["J-3"]);
-    assert_eq!(ids(&s.get("/v1/jobs", Some(d)).await), ["J-1", "J-2", "J-3", "J-4"]);
+    assert_eq!(
+        ids(&s.get("/v1/jobs?technician_id=t1", Some(d)).await),
+        ["J-1", "J-2"]
+    );
+    assert_eq!(
+        ids(&s.get("/v1/jobs?technician=t2", Some(d)).await),
+        ["J-3"]
+    );
+    assert_eq!(
+        ids(&s.get("/v1/jobs", Some(d)).await),
+        ["J-1", "J-2", "J-3", "J-4"]
+    );
     // A technician key sees its own, whatever it asks for.
     let t1 = &w.keys["t1"];
     assert_eq!(ids(&s.get("/v1/jobs", Some(t1)).await), ["J-1", "J-2"]);
-    assert_eq!(ids(&s.get("/v1/jobs?technician=t2", Some(t1)).await), ["J-1", "J-2"]);
+    assert_eq!(
+        ids(&s.get("/v1/jobs?technician=t2", Some(t1)).await),
+        ["J-1", "J-2"]
+    );
     assert_eq!(s.get("/v1/jobs/J-1", Some(t1)).await.status, StatusCode::OK);
-    assert_eq!(s.get("/v1/jobs/J-3", Some(t1)).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        s.get("/v1/jobs/J-3", Some(t1)).await.status,
+        StatusCode::NOT_FOUND
+    );
     // Reassigned: it moves to the other list.
     assign(&s, d, "J-1", "t2").await;
-    assert_eq!(ids(&s.get("/v1/jobs?technician=t1", Some(d)).await), ["J-2"]);
-    assert_eq!(ids(&s.get("/v1/jobs?technician=t2", Some(d)).await), ["J-1", "J-3"]);
+    assert_eq!(
+        ids(&s.get("/v1/jobs?technician=t1", Some(d)).await),
+        ["J-2"]
+    );
+    assert_eq!(
+        ids(&s.get("/v1/jobs?technician=t2", Some(d)).await),
+        ["J-1", "J-3"]
+    );
 }
 
 both_backends!(

@@ -33,7 +33,7 @@ async fn probes_answer(s: TestServer) {
     assert_eq!(r.json["status"], "unavailable");
 }
 
-const ENDPOINTS: [(&str, &str); 57] = [
+const ENDPOINTS: [(&str, &str); 58] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("post", "/v1/api-keys"),
@@ -55,6 +55,7 @@ const ENDPOINTS: [(&str, &str); 57] = [
     ("get", "/v1/jobs/{id}"),
     ("patch", "/v1/jobs/{id}"),
     ("post", "/v1/jobs/{id}/assign"),
+    ("get", "/v1/jobs/{id}/facts"),
     ("post", "/v1/import/technicians"),
     ("post", "/v1/import/jobs"),
     ("post", "/v1/slots/search"),

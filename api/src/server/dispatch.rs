@@ -163,7 +163,10 @@ async fn view(
         .map(|s| s.job.clone())
         .collect();
     Ok(PlanView {
-        kpis: with_upsells(day_kpis(input, &stored.document, &stored.violations), &upsells),
+        kpis: with_upsells(
+            day_kpis(input, &stored.document, &stored.violations),
+            &upsells,
+        ),
         places: places(input),
         id: stored.id,
         date: stored.date,

@@ -144,7 +144,10 @@ async fn record_in(tx: &mut Tx, serial: &str) -> Result<Option<EquipmentRecord>,
     };
     let sql = format!("SELECT {COLUMNS} FROM customer_equipment WHERE serial = $1{lock}");
     let row: Option<Row> = on_tx!(tx, |conn| {
-        sqlx::query_as(&sql).bind(serial).fetch_optional(&mut *conn).await
+        sqlx::query_as(&sql)
+            .bind(serial)
+            .fetch_optional(&mut *conn)
+            .await
     })?;
     row.map(from_row).transpose()
 }
@@ -315,7 +318,8 @@ async fn list_in(tx: &mut Tx, id: &str) -> Result<EquipmentList, ApiError> {
     if !super::customers::exists(tx, id).await? {
         return Err(ApiError::not_found("customer", id));
     }
-    let sql = format!("SELECT {COLUMNS} FROM customer_equipment WHERE customer_id = $1 ORDER BY serial");
+    let sql =
+        format!("SELECT {COLUMNS} FROM customer_equipment WHERE customer_id = $1 ORDER BY serial");
     let rows: Vec<Row> = on_tx!(tx, |conn| {
         sqlx::query_as(&sql).bind(id).fetch_all(&mut *conn).await
     })?;
@@ -362,7 +366,11 @@ pub async fn store(
             format!("a serial is 1 to {MAX_SERIAL_CHARS} characters"),
         ));
     }
-    let model = input.model.as_deref().map(str::trim).filter(|m| !m.is_empty());
+    let model = input
+        .model
+        .as_deref()
+        .map(str::trim)
+        .filter(|m| !m.is_empty());
     if model.is_some_and(|m| m.chars().count() > 100) {
         problems.push(ErrorDetail::new(
             "$.model",
@@ -377,7 +385,8 @@ pub async fn store(
     let record = state
         .db
         .write(move |tx| {
-            let (id, serial, model, wanted) = (id.clone(), serial.clone(), model.clone(), input.state);
+            let (id, serial, model, wanted) =
+                (id.clone(), serial.clone(), model.clone(), input.state);
             Box::pin(async move {
                 if !super::customers::exists(tx, &id).await? {
                     return Err(ApiError::not_found("customer", id));
@@ -414,7 +423,8 @@ pub async fn store(
                 r.customer_id = Some(id);
                 r.state = wanted;
                 r.model = model.or(r.model);
-                r.returned_at = (wanted == EquipmentState::Returned).then_some(r.returned_at.unwrap_or(at));
+                r.returned_at =
+                    (wanted == EquipmentState::Returned).then_some(r.returned_at.unwrap_or(at));
                 r.updated_at = at;
                 save(tx, &r).await?;
                 Ok(r)

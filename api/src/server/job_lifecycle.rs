@@ -78,8 +78,10 @@ pub async fn status_reached(
     at: DateTime<Utc>,
 ) -> Result<Vec<Value>, ApiError> {
     let refused = |kind: &str, code: &str, message: String| {
-        vec![json!({"flag": "visit_event_refused", "fact": s.fact, "booking": s.booking,
-                    "event": kind, "code": code, "message": message})]
+        vec![
+            json!({"flag": "visit_event_refused", "fact": s.fact, "booking": s.booking,
+                    "event": kind, "code": code, "message": message}),
+        ]
     };
     let event = match s.status {
         JobStatus::Assigned | JobStatus::InProgress => return Ok(Vec::new()),
@@ -126,7 +128,11 @@ pub async fn status_reached(
     match record_visit_event(tx, s.booking, &reported, at).await {
         Ok(_) => Ok(Vec::new()),
         // Checks of the booking, made before it wrote anything: the fact stays.
-        Err(e @ (ApiError::Validation { .. } | ApiError::Conflict { .. } | ApiError::NotFound { .. })) => {
+        Err(
+            e @ (ApiError::Validation { .. }
+            | ApiError::Conflict { .. }
+            | ApiError::NotFound { .. }),
+        ) => {
             let code = e.status().1;
             let message = match &e {
                 ApiError::Validation { details, .. } => details

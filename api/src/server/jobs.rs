@@ -223,7 +223,10 @@ pub async fn list(
     .limit()?;
     let technician = match auth.technician_scope()? {
         Some(own) => Some(own.to_owned()),
-        None => query.technician.clone().or_else(|| query.technician_id.clone()),
+        None => query
+            .technician
+            .clone()
+            .or_else(|| query.technician_id.clone()),
     };
     let page = state
         .db
@@ -472,7 +475,10 @@ pub async fn edit_in(
     };
     let sql = format!("SELECT {COLUMNS} FROM jobs WHERE id = $1{lock}");
     let row: Option<Row> = on_tx!(tx, |conn| {
-        sqlx::query_as(&sql).bind(id).fetch_optional(&mut *conn).await
+        sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await
     })?;
     let current: JobRecord = row
         .ok_or_else(|| ApiError::not_found("job", id))?
@@ -493,9 +499,10 @@ pub async fn edit_in(
     let mut job = current.job.clone();
     if let Some(address) = &edit.address {
         job.place.address = address.as_deref().map(str::trim).map(str::to_owned);
-        if address.as_deref().is_some_and(|a| {
-            a.trim().is_empty() || a.trim().chars().count() > MAX_ADDRESS_CHARS
-        }) {
+        if address
+            .as_deref()
+            .is_some_and(|a| a.trim().is_empty() || a.trim().chars().count() > MAX_ADDRESS_CHARS)
+        {
             problems.push(ErrorDetail::new(
                 "$.address",
                 "invalid_address",

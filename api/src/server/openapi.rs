@@ -15,8 +15,8 @@
 use super::state::AppState;
 use super::{
     api_keys, booking_views, bookings, customers, dispatch, dispatcher_queue, equipment, error,
-    health, import, inbound, jobs, outbox, plans, settings, sync, sync_flags, technicians,
-    upsells, visit_events, webhook_endpoints,
+    health, import, inbound, jobs, outbox, plans, settings, sync, sync_flags, technicians, upsells,
+    visit_events, webhook_endpoints,
 };
 use axum::extract::State;
 use axum::http::header;
@@ -120,7 +120,7 @@ impl Modify for BearerAuth {
         webhook_endpoints::create, webhook_endpoints::list, webhook_endpoints::remove,
         outbox::list,
         inbound::receive, dispatcher_queue::list, dispatcher_queue::at_risk,
-        sync::push, sync::pull, sync::assign,
+        sync::push, sync::pull, sync::assign, sync::job_facts,
         sync_flags::list, sync_flags::resolve,
         upsells::create, upsells::list, upsells::read, upsells::replace, upsells::remove, upsells::report,
         equipment::list, equipment::store,

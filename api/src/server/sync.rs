@@ -31,14 +31,14 @@ use super::auth::{new_id, roles, Auth};
 use super::body::{Body, MediaType};
 use super::db::{now, on_tx, Backend, Db, Tx};
 use super::error::{ApiError, ErrorDetail};
-use super::state::AppState;
 use super::job_lifecycle::{self, MissedSlots};
+use super::state::AppState;
 use super::technicians;
 use super::{equipment, sync_flags, upsells};
 use axum::extract::{Path, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use despacho_mobile_sync::merge::{
@@ -71,6 +71,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/sync/push", post(push))
         .route("/v1/sync/pull", post(pull))
         .route("/v1/jobs/{id}/assign", post(assign))
+        .route("/v1/jobs/{id}/facts", get(job_facts))
 }
 
 /// A sync message in its versioned envelope (the body of push and pull, and of their
@@ -566,7 +567,7 @@ impl PushRun<'_> {
                 upsells::record_offer(tx, &offer, self.at).await
             }
             // Notes, photos and the customer's confirmation live in the record and in
-            // sync_facts (GET /v1/jobs/{id}/facts).
+            // sync_facts; dispatchers read them with GET /v1/jobs/{id}/facts.
             _ => Ok(Vec::new()),
         }
     }
@@ -716,7 +717,9 @@ async fn visit_day(tx: &mut Tx, record: &JobRecord) -> Result<chrono::NaiveDate,
         .parse()
         .unwrap_or(chrono_tz::UTC);
     let start = DateTime::<Utc>::from_timestamp_millis(record.dispatch().window.start().0)
-        .ok_or_else(|| ApiError::Internal(format!("job {} has a window out of range", record.id())))?;
+        .ok_or_else(|| {
+            ApiError::Internal(format!("job {} has a window out of range", record.id()))
+        })?;
     Ok(start.with_timezone(&tz).date_naive())
 }
 
@@ -739,7 +742,11 @@ pub(crate) async fn read_record(tx: &mut Tx, id: &JobId) -> Result<Option<JobRec
     .transpose()
 }
 
-pub(crate) async fn save_record(tx: &mut Tx, record: &JobRecord, at: DateTime<Utc>) -> Result<(), ApiError> {
+pub(crate) async fn save_record(
+    tx: &mut Tx,
+    record: &JobRecord,
+    at: DateTime<Utc>,
+) -> Result<(), ApiError> {
     const SQL: &str = "INSERT INTO sync_jobs (job_id, record, updated_at) VALUES ($1, $2, $3) \
         ON CONFLICT (job_id) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at";
     let text = serde_json::to_string(record).expect("a job record serialises");
@@ -1144,7 +1151,13 @@ pub(crate) fn dispatch_fields(job: &JobInput) -> Result<DispatchFields, ApiError
 pub async fn job_view(tx: &mut Tx, record: &JobRecord) -> Result<Value, ApiError> {
     const SQL: &str =
         "SELECT data, notes, collect_serials, customer_id, booking_id FROM jobs WHERE id = $1";
-    type Row = (String, Option<String>, Option<String>, Option<String>, Option<String>);
+    type Row = (
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
     let row: Option<Row> = on_tx!(tx, |conn| {
         sqlx::query_as(SQL)
             .bind(&record.id().0)
@@ -1199,4 +1212,64 @@ pub async fn dispatcher_edit(
         commit_writes(tx, writes).await?;
     }
     Ok(())
+}
+
+/// What technicians recorded on a job, for dispatchers.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct JobFacts {
+    pub job_id: String,
+    /// As the holder's phone shows it: dispatcher fields, `status`, `failure_reason`,
+    /// `facts` (status events, notes, photos, upsell offers, serials, the customer's
+    /// confirmation) in server order, each with its technician, and `details`.
+    #[schema(value_type = Object)]
+    pub record: Value,
+    /// Every flag raised on the job, open or resolved, oldest first.
+    pub flags: Vec<super::sync_flags::SyncFlag>,
+}
+
+#[utoipa::path(get, path = "/v1/jobs/{id}/facts", tag = "jobs", security(("bearer" = [])),
+    description = "What technicians recorded on the job (status events, notes, photos, upsell offers, serials, the \
+        customer's confirmation) in server order, and the flags raised on it. A job never assigned has no facts. \
+        Roles: admin, dispatcher.",
+    params(("id" = String, Path)),
+    responses((status = 200, body = JobFacts),
+        (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody),
+        (status = 404, body = super::error::ErrorBody)))]
+pub async fn job_facts(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<JobFacts>, ApiError> {
+    auth.require(roles::STAFF)?;
+    let mut tx = state.db.begin_read().await?;
+    let found = job_facts_in(&mut tx, &id).await;
+    tx.rollback().await?;
+    Ok(Json(found?))
+}
+
+async fn job_facts_in(tx: &mut Tx, id: &str) -> Result<JobFacts, ApiError> {
+    if !super::jobs::exists(tx, id).await? {
+        return Err(ApiError::not_found("job", id));
+    }
+    // A read snapshot: no lock (read_record locks on PostgreSQL).
+    let text: Option<String> = on_tx!(tx, |conn| {
+        sqlx::query_scalar("SELECT record FROM sync_jobs WHERE job_id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await
+    })?;
+    let record = match text {
+        Some(t) => {
+            let record: JobRecord = serde_json::from_str(&t).map_err(|e| {
+                ApiError::Internal(format!("sync record of job {id} is not valid: {e}"))
+            })?;
+            job_view(tx, &record).await?
+        }
+        None => json!({"job": id, "facts": []}),
+    };
+    Ok(JobFacts {
+        job_id: id.to_owned(),
+        record,
+        flags: super::sync_flags::of_job(tx, id).await?,
+    })
 }

@@ -36,7 +36,12 @@ pub fn router() -> Router<AppState> {
 
 /// Adds `flag` (a JSON object whose `flag` member is its kind) on job `job` to the queue,
 /// once per job and flag: raising the same flag again changes nothing.
-pub async fn raise(tx: &mut Tx, job: &str, flag: &Value, at: DateTime<Utc>) -> Result<(), ApiError> {
+pub async fn raise(
+    tx: &mut Tx,
+    job: &str,
+    flag: &Value,
+    at: DateTime<Utc>,
+) -> Result<(), ApiError> {
     const SQL: &str = "INSERT INTO sync_flags (id, job_id, kind, flag, raised_at) \
         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (job_id, flag) DO NOTHING";
     let kind = flag["flag"].as_str().unwrap_or("").to_owned();
@@ -105,8 +110,7 @@ type Row = (
     Option<String>,
 );
 
-const COLUMNS: &str =
-    "id, job_id, kind, flag, raised_at, resolved_at, resolved_by, resolution";
+const COLUMNS: &str = "id, job_id, kind, flag, raised_at, resolved_at, resolved_by, resolution";
 
 fn from_row(r: Row) -> Result<SyncFlag, ApiError> {
     let flag = serde_json::from_str(&r.3)
@@ -248,7 +252,10 @@ pub async fn resolve(
                 })?;
                 let sql = format!("SELECT {COLUMNS} FROM sync_flags WHERE id = $1");
                 let row: Option<Row> = on_tx!(tx, |conn| {
-                    sqlx::query_as(&sql).bind(&id).fetch_optional(&mut *conn).await
+                    sqlx::query_as(&sql)
+                        .bind(&id)
+                        .fetch_optional(&mut *conn)
+                        .await
                 })?;
                 row.map(from_row)
                     .transpose()?
@@ -258,4 +265,13 @@ pub async fn resolve(
         .await?;
     tracing::info!(flag = %flag.id, kind = %flag.kind, by = %auth.key_id, "sync flag resolved");
     Ok(Json(flag))
+}
+
+/// Every flag of job `job`, open or resolved, oldest first.
+pub async fn of_job(tx: &mut Tx, job: &str) -> Result<Vec<SyncFlag>, ApiError> {
+    let sql = format!("SELECT {COLUMNS} FROM sync_flags WHERE job_id = $1 ORDER BY raised_at, id");
+    let rows: Vec<Row> = on_tx!(tx, |conn| {
+        sqlx::query_as(&sql).bind(job).fetch_all(&mut *conn).await
+    })?;
+    rows.into_iter().map(from_row).collect()
 }

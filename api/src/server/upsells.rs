@@ -139,7 +139,15 @@ pub struct ProductList {
     pub items: Vec<Product>,
 }
 
-type ProductRow = (String, String, i64, String, bool, DateTime<Utc>, DateTime<Utc>);
+type ProductRow = (
+    String,
+    String,
+    i64,
+    String,
+    bool,
+    DateTime<Utc>,
+    DateTime<Utc>,
+);
 const PRODUCT_COLUMNS: &str = "code, name, price_cents, billing, active, created_at, updated_at";
 
 fn product(r: ProductRow) -> Result<Product, ApiError> {
@@ -159,7 +167,10 @@ fn product(r: ProductRow) -> Result<Product, ApiError> {
 async fn product_in(tx: &mut Tx, code: &str) -> Result<Option<Product>, ApiError> {
     let sql = format!("SELECT {PRODUCT_COLUMNS} FROM upsell_products WHERE code = $1");
     let row: Option<ProductRow> = on_tx!(tx, |conn| {
-        sqlx::query_as(&sql).bind(code).fetch_optional(&mut *conn).await
+        sqlx::query_as(&sql)
+            .bind(code)
+            .fetch_optional(&mut *conn)
+            .await
     })?;
     row.map(product).transpose()
 }
@@ -422,7 +433,11 @@ pub async fn record_offer(
             .bind(known)
             .bind(offer.price_cents)
             .bind(offer.billing.as_str())
-            .bind(if offer.accepted { "accepted" } else { "declined" })
+            .bind(if offer.accepted {
+                "accepted"
+            } else {
+                "declined"
+            })
             .bind(offer.day)
             .bind(at)
             .execute(&mut *conn)
@@ -557,8 +572,11 @@ fn date_param(name: &str, value: Option<&str>) -> Result<NaiveDate, ApiError> {
         details: vec![ErrorDetail::new(name, "invalid_date", message)],
     };
     let value = value.ok_or_else(|| bad(format!("`{name}` is required (YYYY-MM-DD)")))?;
-    NaiveDate::parse_from_str(value, "%Y-%m-%d")
-        .map_err(|e| bad(format!("`{name}` = `{value}` is not a YYYY-MM-DD date: {e}")))
+    NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|e| {
+        bad(format!(
+            "`{name}` = `{value}` is not a YYYY-MM-DD date: {e}"
+        ))
+    })
 }
 
 #[utoipa::path(get, path = "/v1/reports/upsells", tag = "upsells", security(("bearer" = [])),
@@ -577,7 +595,8 @@ pub async fn report(
     let from = date_param("from", query.from.as_deref())?;
     let to = date_param("to", query.to.as_deref())?;
     if to < from || (to - from).num_days() >= MAX_REPORT_DAYS {
-        let message = format!("`to` must be on or after `from` and at most {MAX_REPORT_DAYS} days later");
+        let message =
+            format!("`to` must be on or after `from` and at most {MAX_REPORT_DAYS} days later");
         return Err(ApiError::BadRequest {
             code: "invalid_query",
             message: message.clone(),
