@@ -33,7 +33,7 @@ async fn probes_answer(s: TestServer) {
     assert_eq!(r.json["status"], "unavailable");
 }
 
-const ENDPOINTS: [(&str, &str); 46] = [
+const ENDPOINTS: [(&str, &str); 58] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("post", "/v1/api-keys"),
@@ -53,7 +53,9 @@ const ENDPOINTS: [(&str, &str); 46] = [
     ("post", "/v1/jobs"),
     ("get", "/v1/jobs"),
     ("get", "/v1/jobs/{id}"),
+    ("patch", "/v1/jobs/{id}"),
     ("post", "/v1/jobs/{id}/assign"),
+    ("get", "/v1/jobs/{id}/facts"),
     ("post", "/v1/import/technicians"),
     ("post", "/v1/import/jobs"),
     ("post", "/v1/slots/search"),
@@ -80,6 +82,16 @@ const ENDPOINTS: [(&str, &str); 46] = [
     ("post", "/v1/sync/push"),
     ("post", "/v1/sync/pull"),
     ("post", "/v1/bookings/{id}/events"),
+    ("get", "/v1/sync/flags"),
+    ("post", "/v1/sync/flags/{id}/resolve"),
+    ("post", "/v1/upsell-products"),
+    ("get", "/v1/upsell-products"),
+    ("get", "/v1/upsell-products/{code}"),
+    ("put", "/v1/upsell-products/{code}"),
+    ("delete", "/v1/upsell-products/{code}"),
+    ("get", "/v1/reports/upsells"),
+    ("get", "/v1/customers/{id}/equipment"),
+    ("put", "/v1/customers/{id}/equipment/{serial}"),
 ];
 
 fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {

@@ -17,7 +17,7 @@ use super::auth::{roles, Auth};
 use super::body::Body;
 use super::db::now;
 use super::error::{ApiError, ErrorDetail};
-use super::kpis::{day_kpis, DayKpis};
+use super::kpis::{day_kpis, with_upsells, DayKpis};
 use super::plan_changes::{answer, apply, ChangeAnswer, ChangeRequest};
 use super::plan_eval::{routes_of, DayModel, DayRoutes, Violation};
 use super::plan_store::{self, AuditEntry, StoredPlan};
@@ -153,6 +153,7 @@ async fn view(
         Some(v) => plan_store::audit_log(&mut tx, stored.date, Some(v)).await?,
         None => Vec::new(),
     };
+    let upsells = super::upsells::figures_in(&mut tx, stored.date, stored.date, None).await?;
     tx.rollback().await?;
     let locked = stored
         .routes
@@ -162,7 +163,10 @@ async fn view(
         .map(|s| s.job.clone())
         .collect();
     Ok(PlanView {
-        kpis: day_kpis(input, &stored.document, &stored.violations),
+        kpis: with_upsells(
+            day_kpis(input, &stored.document, &stored.violations),
+            &upsells,
+        ),
         places: places(input),
         id: stored.id,
         date: stored.date,

@@ -4,6 +4,7 @@
 //! where the solver reports the number.
 
 use super::plan_eval::Violation;
+use super::upsells::{UpsellFigures, UpsellReportRow};
 use chrono::{DateTime, FixedOffset};
 use despacho_solver::field::input::ProblemInput;
 use despacho_solver::field::plan::{Kpis, Plan, PlannedRoute};
@@ -24,6 +25,9 @@ pub struct DayKpis {
     /// Unplanned jobs by reason code.
     pub unassigned_by_reason: BTreeMap<String, usize>,
     pub technicians: Vec<TechnicianKpis>,
+    /// Upsell offers of the day and the revenue they added, for the day and per
+    /// technician ([`with_upsells`]).
+    pub upsells: UpsellKpis,
 }
 
 /// One technician's day.
@@ -112,6 +116,7 @@ pub fn day_kpis(input: &ProblemInput, plan: &Plan, violations: &[Violation]) -> 
         waiting_hours: round2(waiting),
         unassigned_by_reason,
         technicians,
+        upsells: UpsellKpis::default(),
     }
 }
 
@@ -161,4 +166,28 @@ fn technician_kpis(
             .filter(|v| v.technician.as_deref() == Some(route.technician.as_str()))
             .count(),
     }
+}
+
+/// The day's upsells: offers, conversion and revenue added (cents), for the day and by
+/// technician. They come from the offers the phones recorded (upsells.rs), not from the
+/// solver, so they are added to the plan's KPIs apart.
+#[derive(Clone, Debug, Default, Serialize, ToSchema)]
+pub struct UpsellKpis {
+    #[serde(flatten)]
+    pub day: UpsellFigures,
+    /// Technicians with offers that day.
+    pub technicians: BTreeMap<String, UpsellFigures>,
+}
+
+/// `kpis` with the upsell figures of its day (`rows`: [`super::upsells::figures_in`]
+/// for that day).
+pub fn with_upsells(mut kpis: DayKpis, rows: &[UpsellReportRow]) -> DayKpis {
+    kpis.upsells = UpsellKpis {
+        day: super::upsells::total(rows),
+        technicians: rows
+            .iter()
+            .map(|r| (r.technician.clone(), r.figures.clone()))
+            .collect(),
+    };
+    kpis
 }

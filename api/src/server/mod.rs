@@ -17,6 +17,7 @@
 //! | [`outbox`], [`worker`], [`notify`], [`webhook_endpoints`] | customer messages: the transactional outbox, its worker, templates, signed webhooks and e-mail (docs/messages.md) |
 //! | [`inbound`], [`dispatcher_queue`] | customers' chat replies (confirm, reschedule, cancel, survey, free text), no-show risks and the dispatchers' queue |
 //! | [`sync`] | mobile sync: phones push mutations and pull their technician's scope; jobs move between scopes (docs/sync.md) |
+//! | [`sync_flags`], [`upsells`], [`equipment`], [`job_lifecycle`] | what technicians record, checked: the dispatchers' flag queue, the upsell catalogue, offers and reports, customers' equipment by serial, job status facts becoming customers' visit events |
 //! | [`dispatch`], [`plan_store`], [`plan_eval`], [`plan_changes`], [`kpis`] | the dispatcher's day plans: versions, optimisation, manual changes with feasibility, publishing, audit log, KPIs (docs/dispatch.md); [`dispatch_page`]: the `/dispatch` web page |
 //!
 //! Tests drive the service in-process: [`build_app`] returns the [`Router`] and its
@@ -42,10 +43,12 @@ pub mod demo;
 pub mod dispatch;
 pub mod dispatch_page;
 pub mod dispatcher_queue;
+pub mod equipment;
 pub mod error;
 pub mod health;
 pub mod import;
 pub mod inbound;
+pub mod job_lifecycle;
 pub mod jobs;
 pub mod kpis;
 pub mod notify;
@@ -60,7 +63,9 @@ pub mod plans;
 pub mod settings;
 pub mod state;
 pub mod sync;
+pub mod sync_flags;
 pub mod technicians;
+pub mod upsells;
 pub mod validation;
 pub mod visit_events;
 pub mod webhook_endpoints;
@@ -227,6 +232,9 @@ pub fn app(state: AppState) -> Router {
         .merge(inbound::router())
         .merge(dispatcher_queue::router())
         .merge(sync::router())
+        .merge(sync_flags::router())
+        .merge(upsells::router())
+        .merge(equipment::router())
         .merge(visit_events::router())
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)

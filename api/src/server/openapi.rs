@@ -14,9 +14,9 @@
 
 use super::state::AppState;
 use super::{
-    api_keys, booking_views, bookings, customers, dispatch, dispatcher_queue, error, health,
-    import, inbound, jobs, outbox, plans, settings, sync, technicians, visit_events,
-    webhook_endpoints,
+    api_keys, booking_views, bookings, customers, dispatch, dispatcher_queue, equipment, error,
+    health, import, inbound, jobs, outbox, plans, settings, sync, sync_flags, technicians, upsells,
+    visit_events, webhook_endpoints,
 };
 use axum::extract::State;
 use axum::http::header;
@@ -111,7 +111,7 @@ impl Modify for BearerAuth {
         settings::read, settings::replace,
         technicians::create, technicians::list, technicians::read, technicians::replace, technicians::remove,
         customers::create, customers::list, customers::read, customers::update_preferences,
-        jobs::create, jobs::list, jobs::read,
+        jobs::create, jobs::list, jobs::read, jobs::edit,
         import::import_technicians, import::import_jobs,
         bookings::search, bookings::create_booking, bookings::create_hold, bookings::confirm_hold,
         bookings::read, bookings::read_by_token, bookings::reschedule, bookings::cancel,
@@ -120,7 +120,10 @@ impl Modify for BearerAuth {
         webhook_endpoints::create, webhook_endpoints::list, webhook_endpoints::remove,
         outbox::list,
         inbound::receive, dispatcher_queue::list, dispatcher_queue::at_risk,
-        sync::push, sync::pull, sync::assign,
+        sync::push, sync::pull, sync::assign, sync::job_facts,
+        sync_flags::list, sync_flags::resolve,
+        upsells::create, upsells::list, upsells::read, upsells::replace, upsells::remove, upsells::report,
+        equipment::list, equipment::store,
         visit_events::record,
     ),
     components(schemas(error::ErrorBody, error::ErrorObject, error::ErrorDetail,
@@ -140,7 +143,9 @@ impl Modify for BearerAuth {
             each with a stable event id), the signed webhook endpoints of the chat platform, customers' \
             signed chat replies and the dispatchers' queue"),
         (name = "sync", description = "Technicians' phones: push mutations (each applied once, in order) and \
-            pull their scope since a signed cookie (docs/sync.md)"),
+            pull their scope since a signed cookie (docs/sync.md); the dispatchers' queue of flags"),
+        (name = "upsells", description = "The catalogue of products technicians offer, and reports of the offers \
+            recorded on the phones"),
     )
 )]
 struct ApiDoc;

@@ -31,12 +31,14 @@ use super::auth::{new_id, roles, Auth};
 use super::body::{Body, MediaType};
 use super::db::{now, on_tx, Backend, Db, Tx};
 use super::error::{ApiError, ErrorDetail};
+use super::job_lifecycle::{self, MissedSlots};
 use super::state::AppState;
 use super::technicians;
+use super::{equipment, sync_flags, upsells};
 use axum::extract::{Path, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use despacho_mobile_sync::merge::{
@@ -69,6 +71,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/sync/push", post(push))
         .route("/v1/sync/pull", post(pull))
         .route("/v1/jobs/{id}/assign", post(assign))
+        .route("/v1/jobs/{id}/facts", get(job_facts))
 }
 
 /// A sync message in its versioned envelope (the body of push and pull, and of their
@@ -276,11 +279,14 @@ pub async fn push(
             format!("send at most {MAX_MUTATIONS_PER_PUSH} mutations per push"),
         )]));
     }
+    // Missed visits' follow-up slots come from searches of their own snapshots, before
+    // the write (as for POST /v1/bookings/{id}/events).
+    let slots = job_lifecycle::missed_slots(&state, &message.mutations).await;
     let answer = state
         .db
         .write(move |tx| {
-            let (login, message) = (login.clone(), message.clone());
-            Box::pin(async move { push_in(tx, &login, &message, now()).await })
+            let (login, message, slots) = (login.clone(), message.clone(), slots.clone());
+            Box::pin(async move { push_with(tx, &login, &message, &slots, now()).await })
         })
         .await?;
     Ok(wire(answer.encode()))
@@ -293,6 +299,17 @@ pub async fn push_in(
     push: &PushMessage,
     at: DateTime<Utc>,
 ) -> Result<ServerMessage, ApiError> {
+    push_with(tx, login, push, &MissedSlots::new(), at).await
+}
+
+/// [`push_in`] with the follow-up slots of the missed visits the push reports.
+pub async fn push_with(
+    tx: &mut Tx,
+    login: &TechnicianId,
+    push: &PushMessage,
+    slots: &MissedSlots,
+    at: DateTime<Utc>,
+) -> Result<ServerMessage, ApiError> {
     let last = touch_device(tx, login, &push.client_id, at).await?;
     let todo = plan_push(last, push).map_err(server_error)?;
     let mut run = PushRun {
@@ -302,6 +319,7 @@ pub async fn push_in(
         jobs: BTreeMap::new(),
         views: BTreeSet::new(),
         writes: Writes::new(),
+        slots,
     };
     let mut done = last;
     for m in todo {
@@ -355,7 +373,7 @@ async fn touch_device(
 
 /// One push's work in progress: the job records it read (and whether it changed them),
 /// and the scope writes to make at the end.
-struct PushRun {
+struct PushRun<'s> {
     login: TechnicianId,
     client_id: ClientId,
     at: DateTime<Utc>,
@@ -364,9 +382,10 @@ struct PushRun {
     /// Jobs whose holder's view changed.
     views: BTreeSet<JobId>,
     writes: Writes,
+    slots: &'s MissedSlots,
 }
 
-impl PushRun {
+impl PushRun<'_> {
     async fn apply(&mut self, tx: &mut Tx, m: &Mutation) -> Result<(), ApiError> {
         let outcome = match Fact::parse(m) {
             Ok(fact) => self.record(tx, m, fact).await?,
@@ -469,9 +488,88 @@ impl PushRun {
                 }
             }
         }
+        // What the fact means beyond the job: customer messages, equipment records,
+        // upsell offers; what does not fit the server's records is flagged.
+        for flag in self.after_fact(tx, m, &candidate, &recorded).await? {
+            sync_flags::raise(tx, &job_id.0, &flag, self.at).await?;
+        }
         self.jobs.insert(job_id.clone(), (candidate, true));
         self.views.insert(job_id);
         Ok(Ok(()))
+    }
+
+    /// The consequences of a newly recorded fact outside its job record (see
+    /// job_lifecycle.rs, equipment.rs, upsells.rs); returns the flags to raise.
+    async fn after_fact(
+        &self,
+        tx: &mut Tx,
+        m: &Mutation,
+        record: &JobRecord,
+        recorded: &despacho_mobile_sync::RecordedFact,
+    ) -> Result<Vec<Value>, ApiError> {
+        const JOB: &str = "SELECT customer_id, booking_id FROM jobs WHERE id = $1";
+        let fact = &recorded.fact;
+        let job = &fact.job.0;
+        let (customer, booking): (Option<String>, Option<String>) = on_tx!(tx, |conn| {
+            sqlx::query_as(JOB).bind(job).fetch_one(&mut *conn).await
+        })?;
+        let technician = &recorded.technician.0;
+        match &fact.kind {
+            FactKind::Status { status, reason } => {
+                let mut flags = Vec::new();
+                if let Some(booking) = &booking {
+                    let s = job_lifecycle::StatusFact {
+                        fact: &fact.id.0,
+                        booking,
+                        status: *status,
+                        reason: *reason,
+                        args: &m.args,
+                        by: format!("sync:{}", self.client_id),
+                    };
+                    flags = job_lifecycle::status_reached(tx, &s, self.slots, self.at).await?;
+                }
+                if *status == despacho_mobile_sync::JobStatus::Completed {
+                    equipment::complete_returns(tx, job, self.at).await?;
+                }
+                Ok(flags)
+            }
+            FactKind::Equipment { serial, action } => {
+                let f = equipment::SerialFact {
+                    fact: &fact.id.0,
+                    job,
+                    customer: customer.as_deref(),
+                    technician,
+                    serial,
+                    installed: *action == EquipmentAction::Installed,
+                    job_completed: record.status().0 == despacho_mobile_sync::JobStatus::Completed,
+                };
+                equipment::record_serial(tx, &f, self.at).await
+            }
+            FactKind::Upsell {
+                product_code,
+                price,
+                billing,
+                outcome,
+            } => {
+                let offer = upsells::Offer {
+                    offer_id: &fact.id.0,
+                    job,
+                    technician,
+                    product_code,
+                    price_cents: price.0,
+                    billing: match billing {
+                        despacho_mobile_sync::Billing::OneOff => upsells::Billing::OneOff,
+                        despacho_mobile_sync::Billing::Monthly => upsells::Billing::Monthly,
+                    },
+                    accepted: *outcome == despacho_mobile_sync::OfferOutcome::Accepted,
+                    day: visit_day(tx, record).await?,
+                };
+                upsells::record_offer(tx, &offer, self.at).await
+            }
+            // Notes, photos and the customer's confirmation live in the record and in
+            // sync_facts; dispatchers read them with GET /v1/jobs/{id}/facts.
+            _ => Ok(Vec::new()),
+        }
     }
 
     /// Reads job `id`'s record into the cache (locked on PostgreSQL); `false` if the
@@ -497,7 +595,8 @@ impl PushRun {
             }
             if self.views.contains(id) {
                 if let Some(holder) = record.technician() {
-                    self.writes.put(holder, job_key(id), Some(record.view()));
+                    let view = job_view(tx, record).await?;
+                    self.writes.put(holder, job_key(id), Some(view));
                 }
             }
         }
@@ -606,28 +705,26 @@ async fn insert_flag(
     flag: &Flag,
     at: DateTime<Utc>,
 ) -> Result<(), ApiError> {
-    const SQL: &str = "INSERT INTO sync_flags (id, job_id, kind, flag, raised_at) \
-        VALUES ($1, $2, $3, $4, $5) ON CONFLICT (job_id, flag) DO NOTHING";
     let value = serde_json::to_value(flag).expect("a flag serialises");
-    let kind = value["flag"].as_str().unwrap_or("").to_owned();
-    let id = new_id::<12>("flg")?;
-    let text = value.to_string();
-    on_tx!(tx, |conn| {
-        sqlx::query(SQL)
-            .bind(&id)
-            .bind(&job.0)
-            .bind(&kind)
-            .bind(&text)
-            .bind(at)
-            .execute(&mut *conn)
-            .await
-            .map(|r| r.rows_affected())
-    })?;
-    Ok(())
+    sync_flags::raise(tx, &job.0, &value, at).await
+}
+
+/// The day of `record`'s visit: its window's start in the operation's time zone.
+async fn visit_day(tx: &mut Tx, record: &JobRecord) -> Result<chrono::NaiveDate, ApiError> {
+    let tz: chrono_tz::Tz = super::settings::settings_in(tx)
+        .await?
+        .time_zone
+        .parse()
+        .unwrap_or(chrono_tz::UTC);
+    let start = DateTime::<Utc>::from_timestamp_millis(record.dispatch().window.start().0)
+        .ok_or_else(|| {
+            ApiError::Internal(format!("job {} has a window out of range", record.id()))
+        })?;
+    Ok(start.with_timezone(&tz).date_naive())
 }
 
 /// Job `id`'s sync record, locked until commit on PostgreSQL (SQLite has one writer).
-async fn read_record(tx: &mut Tx, id: &JobId) -> Result<Option<JobRecord>, ApiError> {
+pub(crate) async fn read_record(tx: &mut Tx, id: &JobId) -> Result<Option<JobRecord>, ApiError> {
     let sql = match tx.backend() {
         Backend::Sqlite => "SELECT record FROM sync_jobs WHERE job_id = $1",
         Backend::Postgres => "SELECT record FROM sync_jobs WHERE job_id = $1 FOR UPDATE",
@@ -645,7 +742,11 @@ async fn read_record(tx: &mut Tx, id: &JobId) -> Result<Option<JobRecord>, ApiEr
     .transpose()
 }
 
-async fn save_record(tx: &mut Tx, record: &JobRecord, at: DateTime<Utc>) -> Result<(), ApiError> {
+pub(crate) async fn save_record(
+    tx: &mut Tx,
+    record: &JobRecord,
+    at: DateTime<Utc>,
+) -> Result<(), ApiError> {
     const SQL: &str = "INSERT INTO sync_jobs (job_id, record, updated_at) VALUES ($1, $2, $3) \
         ON CONFLICT (job_id) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at";
     let text = serde_json::to_string(record).expect("a job record serialises");
@@ -1004,7 +1105,7 @@ pub async fn assign_in(
             writes.put(old, job_key(&job_id), None);
         }
         if let Some(holder) = record.technician() {
-            writes.put(holder, job_key(&job_id), Some(record.view()));
+            writes.put(holder, job_key(&job_id), Some(job_view(tx, &record).await?));
         }
         commit_writes(tx, writes).await?;
     }
@@ -1018,7 +1119,7 @@ pub async fn assign_in(
 
 /// The dispatcher's fields of a stored job: its first window and its address (or
 /// coordinates).
-fn dispatch_fields(job: &JobInput) -> Result<DispatchFields, ApiError> {
+pub(crate) fn dispatch_fields(job: &JobInput) -> Result<DispatchFields, ApiError> {
     let window = job
         .windows
         .first()
@@ -1041,5 +1142,134 @@ fn dispatch_fields(job: &JobInput) -> Result<DispatchFields, ApiError> {
         window,
         address,
         cancelled: false,
+    })
+}
+
+/// What the holder's phone shows of a job: the sync record's view (dispatcher fields,
+/// status, facts) and `details`, the dispatcher's other words on it (kind, duration,
+/// notes, serials to collect, customer, booking), read from `jobs`.
+pub async fn job_view(tx: &mut Tx, record: &JobRecord) -> Result<Value, ApiError> {
+    const SQL: &str =
+        "SELECT data, notes, collect_serials, customer_id, booking_id FROM jobs WHERE id = $1";
+    type Row = (
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
+    let row: Option<Row> = on_tx!(tx, |conn| {
+        sqlx::query_as(SQL)
+            .bind(&record.id().0)
+            .fetch_optional(&mut *conn)
+            .await
+    })?;
+    let mut view = record.view();
+    if let Some((data, notes, serials, customer, booking)) = row {
+        let job: JobInput = serde_json::from_str(&data)
+            .map_err(|e| ApiError::Internal(format!("stored job `{}`: {e}", record.id())))?;
+        let serials: Vec<String> = serials
+            .map(|s| serde_json::from_str(&s))
+            .transpose()
+            .map_err(|e| ApiError::Internal(format!("stored serials of `{}`: {e}", record.id())))?
+            .unwrap_or_default();
+        view["details"] = json!({
+            "kind": job.kind,
+            "duration_minutes": job.duration_minutes,
+            "notes": notes,
+            "collect_serials": serials,
+            "customer_id": customer,
+            "booking_id": booking,
+        });
+    }
+    Ok(view)
+}
+
+/// A dispatcher's edit of job `id` reaching its holder's phone: `changes` (window,
+/// address) go into the sync record, and the holder's scope gets the job's new view
+/// (which also shows the notes and serials to collect) at the next version. Nothing
+/// happens for a job never assigned (it has no record; its first assignment shows it).
+pub async fn dispatcher_edit(
+    tx: &mut Tx,
+    id: &str,
+    changes: Vec<DispatchChange>,
+    at: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let job_id = JobId(id.to_owned());
+    let Some(mut record) = read_record(tx, &job_id).await? else {
+        return Ok(());
+    };
+    let mut changed = false;
+    for change in changes {
+        changed |= apply_dispatch(&mut record, change);
+    }
+    if changed {
+        save_record(tx, &record, at).await?;
+    }
+    if let Some(holder) = record.technician() {
+        let mut writes = Writes::new();
+        writes.put(holder, job_key(&job_id), Some(job_view(tx, &record).await?));
+        commit_writes(tx, writes).await?;
+    }
+    Ok(())
+}
+
+/// What technicians recorded on a job, for dispatchers.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct JobFacts {
+    pub job_id: String,
+    /// As the holder's phone shows it: dispatcher fields, `status`, `failure_reason`,
+    /// `facts` (status events, notes, photos, upsell offers, serials, the customer's
+    /// confirmation) in server order, each with its technician, and `details`.
+    #[schema(value_type = Object)]
+    pub record: Value,
+    /// Every flag raised on the job, open or resolved, oldest first.
+    pub flags: Vec<super::sync_flags::SyncFlag>,
+}
+
+#[utoipa::path(get, path = "/v1/jobs/{id}/facts", tag = "jobs", security(("bearer" = [])),
+    description = "What technicians recorded on the job (status events, notes, photos, upsell offers, serials, the \
+        customer's confirmation) in server order, and the flags raised on it. A job never assigned has no facts. \
+        Roles: admin, dispatcher.",
+    params(("id" = String, Path)),
+    responses((status = 200, body = JobFacts),
+        (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody),
+        (status = 404, body = super::error::ErrorBody)))]
+pub async fn job_facts(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<JobFacts>, ApiError> {
+    auth.require(roles::STAFF)?;
+    let mut tx = state.db.begin_read().await?;
+    let found = job_facts_in(&mut tx, &id).await;
+    tx.rollback().await?;
+    Ok(Json(found?))
+}
+
+async fn job_facts_in(tx: &mut Tx, id: &str) -> Result<JobFacts, ApiError> {
+    if !super::jobs::exists(tx, id).await? {
+        return Err(ApiError::not_found("job", id));
+    }
+    // A read snapshot: no lock (read_record locks on PostgreSQL).
+    let text: Option<String> = on_tx!(tx, |conn| {
+        sqlx::query_scalar("SELECT record FROM sync_jobs WHERE job_id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await
+    })?;
+    let record = match text {
+        Some(t) => {
+            let record: JobRecord = serde_json::from_str(&t).map_err(|e| {
+                ApiError::Internal(format!("sync record of job {id} is not valid: {e}"))
+            })?;
+            job_view(tx, &record).await?
+        }
+        None => json!({"job": id, "facts": []}),
+    };
+    Ok(JobFacts {
+        job_id: id.to_owned(),
+        record,
+        flags: super::sync_flags::of_job(tx, id).await?,
     })
 }
