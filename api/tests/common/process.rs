@@ -1,6 +1,10 @@
 //! `despacho serve` as a separate process on a free port (for tests that kill it or
 //! drive it with the `despacho` command line), and a small blocking HTTP client.
 //! Included with `#[path = "common/process.rs"] mod process;` next to `mod common;`.
+//!
+//! The binary is cargo's `despacho` unless `DESPACHO_TEST_BINARY` names another: where
+//! several checkouts share one target directory, `target/debug/despacho` is whichever
+//! checkout built last, so a copy of this checkout's build can be given instead.
 
 #![allow(dead_code)]
 
@@ -11,6 +15,13 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+
+/// The `despacho` binary under test.
+pub fn binary() -> std::path::PathBuf {
+    std::env::var_os("DESPACHO_TEST_BINARY")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_despacho").into())
+}
 
 /// A running `despacho serve`; SIGKILLed when dropped (a failing test leaves nothing).
 pub struct ServeProcess {
@@ -27,7 +38,7 @@ impl ServeProcess {
             .append(true)
             .open(log)
             .expect("a log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_despacho"))
+        let mut child = Command::new(binary())
             .args([
                 "serve",
                 "--listen",
@@ -106,7 +117,7 @@ pub fn post(base: &str, key: &str, path: &str, body: &Value) -> (u16, Value) {
 
 /// Runs `despacho ARGS` with `env` and returns its output.
 pub fn despacho(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_despacho"));
+    let mut command = Command::new(binary());
     command.args(args).stdin(Stdio::null());
     for (k, v) in env {
         command.env(k, v);
