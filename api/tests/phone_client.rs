@@ -294,13 +294,84 @@ async fn a_mutation_the_server_rejects_is_shown_and_does_not_block_the_queue(s: 
     let jobs: Vec<Value> = phone.jobs().iter().map(|j| j["job"].clone()).collect();
     assert_eq!(jobs, [json!("J-1")]);
     assert_eq!(notes(&s, "J-2").await, ["done before I heard"]);
+    assert_eq!(
+        flags(&s, "J-2").await,
+        ["fact_from_former_technician"],
+        "the dispatcher hears of it"
+    );
     assert_eq!(*phone.state().confirmed(), scope(&s, "t1").await);
+}
+
+/// The kinds of the dispatcher's flags on `job`.
+async fn flags(s: &TestServer, job: &str) -> Vec<String> {
+    despacho_api::on_pool!(&s.state.db, |pool| {
+        sqlx::query_scalar("SELECT kind FROM sync_flags WHERE job_id = $1 ORDER BY raised_at, id")
+            .bind(job)
+            .fetch_all(pool)
+            .await
+    })
+    .unwrap()
+}
+
+/// Conflict table: a phone clock a day off. The device's time is kept as it was sent,
+/// the server's receive time beside it; order comes from the server's sequence, so a
+/// later event stamped a day earlier still moves the status forward; each such fact
+/// goes to the dispatcher's queue.
+async fn a_phone_clock_a_day_off_keeps_device_time_beside_server_time_and_is_flagged(
+    s: TestServer,
+) {
+    let (key, _) = world(&s).await;
+    let online = Server::new(&listen(&s).await, &key).unwrap();
+    let dir = TempDir::new();
+    let mut phone = Phone::open(&dir.path("phone.db"), "p1").await.unwrap();
+    phone.sync(&online).await.unwrap();
+    let day = 24 * 3_600_000;
+    let before = chrono::Utc::now().timestamp_millis();
+    phone.set_clock_offset_ms(day);
+    phone.status("J-1", JobStatus::EnRoute, None).await.unwrap();
+    phone.set_clock_offset_ms(-day);
+    phone.status("J-1", JobStatus::Arrived, None).await.unwrap();
+    phone.set_clock_offset_ms(0);
+    phone.note("J-1", "clock fixed").await.unwrap();
+    phone.sync(&online).await.unwrap();
+    let after = chrono::Utc::now().timestamp_millis();
+
+    assert_eq!(applied(&s, "p1").await, ((1..=3).collect(), vec![]));
+    assert_eq!(
+        phone.jobs()[0]["status"],
+        "arrived",
+        "server order, not clocks"
+    );
+    let record: String = despacho_api::on_pool!(&s.state.db, |pool| {
+        sqlx::query_scalar("SELECT record FROM sync_jobs WHERE job_id = 'J-1'")
+            .fetch_one(pool)
+            .await
+    })
+    .unwrap();
+    let record: Value = serde_json::from_str(&record).unwrap();
+    let facts = record["facts"].as_array().unwrap();
+    assert_eq!(facts.len(), 3);
+    for (f, offset) in facts.iter().zip([day, -day, 0]) {
+        let at = f["fact"]["at"].as_i64().unwrap();
+        let received = f["received_at"].as_i64().unwrap();
+        assert!((before..=after).contains(&received), "{f}");
+        assert!(
+            (before + offset..=after + offset).contains(&at),
+            "the device's time is kept as sent: {f}"
+        );
+    }
+    assert_eq!(
+        flags(&s, "J-1").await,
+        ["device_clock_off", "device_clock_off"],
+        "one flag per fact a day off, none for the right clock"
+    );
 }
 
 both_backends!(
     mutations_queued_offline_survive_a_killed_phone_and_apply_once,
     a_phone_killed_before_it_stored_the_ack_resends_and_nothing_is_applied_twice,
     a_mutation_the_server_rejects_is_shown_and_does_not_block_the_queue,
+    a_phone_clock_a_day_off_keeps_device_time_beside_server_time_and_is_flagged,
 );
 
 // ---------------------------------------------------------------------------------------

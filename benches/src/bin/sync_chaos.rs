@@ -437,6 +437,10 @@ fn run_seed(args: &Args, seed: u64, base: &str, admin: &str, db: &Database) -> R
                 dev.state.client_id()
             ));
         }
+    }
+    // Pulls only once every queue drained: devices share technicians, so a later
+    // device's push changes an earlier device's scope.
+    for dev in &mut devices {
         let text = post(
             &http,
             &dev.key,
