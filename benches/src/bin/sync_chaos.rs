@@ -349,7 +349,7 @@ fn run_seed(args: &Args, seed: u64, base: &str, admin: &str, db: &Database) -> R
                 2..=6 => (
                     "equipment",
                     json!({"fact_id": id, "job": j, "at": at, "serial": format!("SN-{id}"),
-                           "action": if n % 2 == 0 { "installed" } else { "collected" }}),
+                           "action": if n.is_multiple_of(2) { "installed" } else { "collected" }}),
                 ),
                 7..=9 => (
                     "upsell_outcome",
