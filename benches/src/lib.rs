@@ -8,6 +8,7 @@ pub mod bks;
 pub mod names;
 pub mod output;
 pub mod report;
+pub mod service;
 
 use std::path::PathBuf;
 

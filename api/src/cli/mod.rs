@@ -1,6 +1,7 @@
 //! The `despacho` command line: one module per subcommand.
 
 pub mod field;
+pub mod phone;
 pub mod solve;
 
 use clap::{Parser, Subcommand};
@@ -35,6 +36,9 @@ pub enum Command {
     /// Deliver customer messages (the outbox) of the service's database until Ctrl-C or
     /// SIGTERM; as many as wanted may run next to `despacho serve` on PostgreSQL.
     Worker(crate::server::worker::WorkerArgs),
+    /// A technician's phone on the command line (the reference sync client): record
+    /// status events and notes offline in a local SQLite file, sync with the service.
+    Phone(phone::PhoneArgs),
 }
 
 /// Why a command failed.
@@ -47,6 +51,8 @@ pub enum CliError {
     Field(#[from] field::FieldError),
     #[error(transparent)]
     Serve(#[from] crate::server::ServeError),
+    #[error(transparent)]
+    Phone(#[from] despacho_phone::PhoneError),
     #[error("cannot write the result to stdout")]
     Output(#[source] std::io::Error),
 }
@@ -84,6 +90,10 @@ pub fn run(cli: Cli, out: &mut impl Write) -> Result<(), CliError> {
         Command::Schema { kind } => field::schema(kind),
         Command::Serve(args) => return Ok(crate::server::run_blocking(args, out)?),
         Command::Worker(args) => return Ok(crate::server::worker::run_blocking(args)?),
+        Command::Phone(args) => {
+            let answer = phone::run(&args)?;
+            serde_json::to_string_pretty(&answer).expect("JSON values always serialise")
+        }
     };
     write_line(out, &json)
 }
