@@ -42,8 +42,8 @@ pub use milp::{
 pub use model::{Job, Location, Matrix, ModelError, Problem, TimeWindow, VehicleType};
 pub use rules::{BreakSpec, JobRules, Rules, VehicleRules};
 pub use search::{
-    schedule_route, solve, RouteEval, RouteSchedule, ScheduledBreak, ScheduledStop, SolveResult,
-    SolverConfig,
+    schedule_route, solve, RouteEval, RouteSchedule, ScheduledBreak, ScheduledStop, SearchProgress,
+    SolveControl, SolveResult, SolverConfig,
 };
 pub use solomon::{
     parse_solomon, read_solomon, SolomonError, SolomonInstance, SCALE as SOLOMON_SCALE,
