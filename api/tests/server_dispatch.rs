@@ -70,7 +70,7 @@ async fn optimize(s: &TestServer, key: &str, seed: u64) -> Value {
         .post(
             &format!("/v1/plans/{DAY}/optimize"),
             Some(key),
-            &json!({"seconds": 1, "seed": seed}),
+            &json!({"seconds": 1, "seed": seed, "wait": true}),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);

@@ -70,6 +70,8 @@ const ENDPOINTS: [(&str, &str); 46] = [
     ("post", "/v1/plans/{date}/changes"),
     ("post", "/v1/plans/{date}/publish"),
     ("get", "/v1/plans/{date}/audit"),
+    ("get", "/v1/plan-runs/{id}"),
+    ("post", "/v1/plan-runs/{id}/cancel"),
     ("post", "/v1/webhook-endpoints"),
     ("get", "/v1/webhook-endpoints"),
     ("delete", "/v1/webhook-endpoints/{id}"),
