@@ -33,7 +33,7 @@ async fn probes_answer(s: TestServer) {
     assert_eq!(r.json["status"], "unavailable");
 }
 
-const ENDPOINTS: [(&str, &str); 46] = [
+const ENDPOINTS: [(&str, &str); 48] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("post", "/v1/api-keys"),

@@ -19,6 +19,7 @@ use super::error::{ApiError, ErrorDetail};
 use super::kpis::{day_kpis, DayKpis};
 use super::plan_changes::{answer, apply, ChangeAnswer, ChangeRequest};
 use super::plan_eval::{DayModel, Violation};
+use super::plan_publish;
 use super::plan_runs::{self, RunWorker, RunWorkerConfig};
 use super::plan_store::{self, AuditEntry, StoredPlan};
 use super::plans::{day_problem, MAX_SECONDS};
@@ -429,7 +430,13 @@ pub async fn publish(
         .write(move |tx| {
             let auth = actor.clone();
             Box::pin(async move {
+                let previous = plan_store::latest(tx, date, true).await?;
                 let (id, version) = plan_store::publish(tx, date, at).await?;
+                // The phones get exactly the published plan, in this transaction.
+                let published = plan_store::latest(tx, date, true).await?.ok_or_else(|| {
+                    ApiError::Internal(format!("version {version} of {date} is not published"))
+                })?;
+                plan_publish::hand_to_phones(tx, &published, previous.as_ref(), at).await?;
                 plan_store::audit(
                     tx,
                     date,

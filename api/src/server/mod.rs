@@ -55,6 +55,7 @@ pub mod outbox;
 pub mod pagination;
 pub mod plan_changes;
 pub mod plan_eval;
+pub mod plan_publish;
 pub mod plan_runs;
 pub mod plan_store;
 pub mod plans;
