@@ -702,7 +702,7 @@ async fn publishing_puts_exactly_the_published_visits_on_each_phone(s: TestServe
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let view = read(&s, &key).await;
-    assert_eq!(technician_of(&view, &moved).as_deref(), Some("t1"));
+    assert_eq!(technician_of(&view, moved).as_deref(), Some("t1"));
     let phone1 = phone_view(&s, &t1, "t1").await;
     let phone2 = phone_view(&s, &t2, "t2").await;
     assert!(phone1.contains_key(&format!("job/{moved}")));

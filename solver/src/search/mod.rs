@@ -66,6 +66,9 @@ pub struct SolverConfig {
     pub control: Option<SolveControl>,
 }
 
+/// What a [`SolveControl`] calls with the search's progress (from the solving thread).
+pub type ProgressCallback = std::sync::Arc<dyn Fn(&SearchProgress) + Send + Sync>;
+
 /// Stops a running search and reports its progress. The stop flag is read once per
 /// iteration; on stop the search returns the best plan found so far.
 #[derive(Clone, Default)]
@@ -73,7 +76,7 @@ pub struct SolveControl {
     /// Set to `true` (from any thread) to end the search at its next iteration.
     pub stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Called at most once per `progress_every` (and once at the end of the loop).
-    pub on_progress: Option<std::sync::Arc<dyn Fn(&SearchProgress) + Send + Sync>>,
+    pub on_progress: Option<ProgressCallback>,
     pub progress_every: std::time::Duration,
 }
 
