@@ -59,6 +59,15 @@ try {
     throw new Error(`not published: ${await page.locator("#status").textContent()}`, { cause: e });
   });
   await page.waitForSelector("text=Published version");
+
+  // A background run shows its progress and stops on Cancel; the plan stays as it was.
+  await page.selectOption("#seconds", "30");
+  await page.click("#optimize");
+  await page.waitForSelector("#run-progress:has-text('iterations')", { timeout: 30000 });
+  await page.click("#cancel-run");
+  await page.waitForSelector("text=Run cancelled; the plan is unchanged.", { timeout: 30000 });
+  assert.ok(await page.locator("#run").isHidden(), "the run box is gone");
+  assert.match(await page.locator("#badge").textContent(), /published/);
   await page.screenshot({ path: `${shots}/dispatch-published.png`, fullPage: false });
   assert.deepEqual(external, [], "no request leaves the server");
   assert.deepEqual(errors, [], "no script error");

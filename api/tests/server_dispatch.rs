@@ -70,7 +70,7 @@ async fn optimize(s: &TestServer, key: &str, seed: u64) -> Value {
         .post(
             &format!("/v1/plans/{DAY}/optimize"),
             Some(key),
-            &json!({"seconds": 1, "seed": seed}),
+            &json!({"seconds": 1, "seed": seed, "wait": true}),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -561,8 +561,155 @@ async fn the_dispatch_page_is_served_from_the_binary(s: TestServer) {
         "/publish",
         "sessionStorage",
         "dry_run",
+        "/v1/plan-runs/",
+        "/cancel",
     ] {
         assert!(script.contains(endpoint), "{endpoint}");
     }
 }
 both_backends!(the_dispatch_page_is_served_from_the_binary);
+
+/// SLA at risk (issue 7): a visit planned after its SLA due time, or less than 30 minutes
+/// before it, is listed for the day and counted on its technician; one with slack is not.
+async fn kpis_list_visits_at_risk_of_their_sla(s: TestServer) {
+    let key = setup(&s).await;
+    // Due at 08:10: no start in 08:00–16:00 leaves 30 minutes, so it is at risk.
+    let mut tight = day_job("sla-tight", "pppoe", (8, 16), 6.0);
+    tight["sla_due"] = json!(format!("{DAY}T08:10:00-03:00"));
+    // Due at 16:00 but must start by 10:00: at least 6 hours of slack.
+    let mut easy = day_job("sla-easy", "pppoe", (8, 10), 7.0);
+    easy["sla_due"] = json!(format!("{DAY}T16:00:00-03:00"));
+    for j in [tight, easy] {
+        let r = s
+            .post("/v1/jobs", Some(&s.admin_key), &json!({"job": j}))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+    let view = optimize(&s, &key, 1).await;
+    let technician = technician_of(&view, "sla-tight").expect("sla-tight is planned");
+    assert!(technician_of(&view, "sla-easy").is_some());
+    let risks = view["kpis"]["sla_at_risk"].as_array().unwrap();
+    assert_eq!(risks.len(), 1, "{risks:?}");
+    assert_eq!(risks[0]["job"], "sla-tight");
+    assert_eq!(risks[0]["technician"], technician.as_str());
+    assert!(risks[0]["slack_minutes"].as_f64().unwrap() < 30.0);
+    for t in view["kpis"]["technicians"].as_array().unwrap() {
+        let expected = usize::from(t["technician"] == technician.as_str());
+        assert_eq!(t["sla_at_risk"], expected, "{t}");
+    }
+}
+both_backends!(kpis_list_visits_at_risk_of_their_sla);
+
+/// Everything a fresh pull (no cookie) of `technician`'s phone shows: key → value.
+async fn phone_view(s: &TestServer, key: &str, technician: &str) -> serde_json::Map<String, Value> {
+    let body =
+        json!({"schema_version": 1, "message": {"client_id": format!("phone-{technician}")}});
+    let r = s.post("/v1/sync/pull", Some(key), &body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let mut view = serde_json::Map::new();
+    for op in r.json["message"]["patch"].as_array().unwrap() {
+        match op["op"].as_str().unwrap() {
+            "clear" => view.clear(),
+            "put" => {
+                view.insert(op["key"].as_str().unwrap().to_owned(), op["value"].clone());
+            }
+            "del" => {
+                view.remove(op["key"].as_str().unwrap());
+            }
+            other => panic!("unknown op {other}"),
+        }
+    }
+    view
+}
+
+/// The phone shows exactly the technician's published visits, in order, with the
+/// plan's times.
+fn assert_phone_shows_route(
+    phone: &serde_json::Map<String, Value>,
+    view: &Value,
+    technician: &str,
+) {
+    let route = route_of(view, technician);
+    let jobs: Vec<&str> = phone
+        .keys()
+        .filter_map(|k| k.strip_prefix("job/"))
+        .collect();
+    let mut expected: Vec<&str> = route.iter().map(String::as_str).collect();
+    expected.sort();
+    assert_eq!(jobs, expected, "{technician}'s phone: {phone:?}");
+    let Some(plan) = phone.get(&format!("plan/{DAY}")) else {
+        assert!(
+            route.is_empty(),
+            "{technician}'s phone has no plan: {phone:?}"
+        );
+        return;
+    };
+    assert_eq!(plan["version"], view["version"]);
+    let planned = view["plan"]["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["technician"] == technician)
+        .unwrap();
+    let stops = plan["stops"].as_array().unwrap();
+    assert_eq!(stops.len(), route.len());
+    for (k, (stop, planned)) in stops
+        .iter()
+        .zip(planned["stops"].as_array().unwrap())
+        .enumerate()
+    {
+        assert_eq!(stop["position"], k);
+        assert_eq!(stop["job"], planned["job"]);
+        assert_eq!(stop["start"], planned["start"]);
+        assert_eq!(stop["end"], planned["end"]);
+    }
+}
+
+/// Publishing hands the plan to the phones (issue 7 and 8): each technician's next pull
+/// shows exactly their published visits with times; a re-publish that moved a visit
+/// takes it off one phone and puts it on the other.
+async fn publishing_puts_exactly_the_published_visits_on_each_phone(s: TestServer) {
+    let key = setup(&s).await;
+    let t1 = s.key(Role::Technician, Some("t1")).await.1;
+    let t2 = s.key(Role::Technician, Some("t2")).await.1;
+    optimize(&s, &key, 1).await;
+    // Give t2 a PPPoE visit (the solver may leave t2 idle on this small day).
+    let moved = "p2";
+    let answer = change(&s, &key, json!({"move": {"job": moved, "to": "t2"}})).await;
+    assert_eq!(answer["feasible"], true, "{answer}");
+    // A draft reaches no phone.
+    assert!(phone_view(&s, &t1, "t1").await.is_empty());
+    let r = s
+        .post(&format!("/v1/plans/{DAY}/publish"), Some(&key), &json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let view = read(&s, &key).await;
+    assert_eq!(route_of(&view, "t2"), [moved]);
+    for (tech, tech_key) in [("t1", &t1), ("t2", &t2)] {
+        let phone = phone_view(&s, tech_key, tech).await;
+        assert!(
+            phone.contains_key(&format!("plan/{DAY}")),
+            "{tech}: {phone:?}"
+        );
+        assert_phone_shows_route(&phone, &view, tech);
+    }
+
+    // Move it back to t1, and publish again.
+    let answer = change(&s, &key, json!({"move": {"job": moved, "to": "t1"}})).await;
+    assert_eq!(answer["feasible"], true, "{answer}");
+    let r = s
+        .post(&format!("/v1/plans/{DAY}/publish"), Some(&key), &json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let view = read(&s, &key).await;
+    assert_eq!(technician_of(&view, moved).as_deref(), Some("t1"));
+    let phone1 = phone_view(&s, &t1, "t1").await;
+    let phone2 = phone_view(&s, &t2, "t2").await;
+    assert!(phone1.contains_key(&format!("job/{moved}")));
+    assert!(!phone2.contains_key(&format!("job/{moved}")));
+    // t2 has no route any more: their day plan is gone from the phone too.
+    assert!(!phone2.contains_key(&format!("plan/{DAY}")), "{phone2:?}");
+    assert_phone_shows_route(&phone1, &view, "t1");
+    assert_phone_shows_route(&phone2, &view, "t2");
+}
+both_backends!(publishing_puts_exactly_the_published_visits_on_each_phone);

@@ -33,7 +33,7 @@ async fn probes_answer(s: TestServer) {
     assert_eq!(r.json["status"], "unavailable");
 }
 
-const ENDPOINTS: [(&str, &str); 58] = [
+const ENDPOINTS: [(&str, &str); 60] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("post", "/v1/api-keys"),
@@ -72,6 +72,8 @@ const ENDPOINTS: [(&str, &str); 58] = [
     ("post", "/v1/plans/{date}/changes"),
     ("post", "/v1/plans/{date}/publish"),
     ("get", "/v1/plans/{date}/audit"),
+    ("get", "/v1/plan-runs/{id}"),
+    ("post", "/v1/plan-runs/{id}/cancel"),
     ("post", "/v1/webhook-endpoints"),
     ("get", "/v1/webhook-endpoints"),
     ("delete", "/v1/webhook-endpoints/{id}"),

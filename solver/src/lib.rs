@@ -44,7 +44,7 @@ pub use model::{Job, Location, Matrix, ModelError, Problem, TimeWindow, VehicleT
 pub use rules::{BreakSpec, JobRules, Rules, VehicleRules};
 pub use search::{
     schedule_route, solve, RecombineHook, RouteEval, RouteSchedule, ScheduledBreak, ScheduledStop,
-    SolveResult, SolverConfig,
+    SearchProgress, SolveControl, SolveResult, SolverConfig,
 };
 pub use solomon::{
     parse_solomon, read_solomon, SolomonError, SolomonInstance, SCALE as SOLOMON_SCALE,

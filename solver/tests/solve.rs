@@ -131,3 +131,57 @@ fn recombining_the_route_pool_keeps_plans_valid_and_costs_agreed() {
         assert_eq!(report.cost, result.cost, "seed {seed}");
     }
 }
+
+/// Background runs (issue 7): the stop flag ends the search early with its best plan,
+/// the callback sees the progress, and a control that never stops changes nothing.
+#[test]
+fn a_stop_flag_ends_the_search_early_and_an_unused_control_changes_nothing() {
+    use despacho_solver::{SearchProgress, SolveControl};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let problem = random_problem(7, 40, 50);
+    let plain = solve(&problem, &config(7, 200));
+
+    // Watched, never stopped: the same plan, and the last report is the loop's end.
+    let seen: Arc<Mutex<Vec<SearchProgress>>> = Arc::default();
+    let sink = seen.clone();
+    let watched = SolverConfig {
+        control: Some(SolveControl {
+            stop: Arc::new(AtomicBool::new(false)),
+            on_progress: Some(Arc::new(move |p: &SearchProgress| {
+                sink.lock().unwrap().push(p.clone())
+            })),
+            progress_every: std::time::Duration::ZERO,
+        }),
+        ..config(7, 200)
+    };
+    let result = solve(&problem, &watched);
+    assert_eq!(result.solution, plain.solution);
+    assert_eq!(result.cost, plain.cost);
+    let seen = seen.lock().unwrap();
+    let last = seen.last().expect("progress was reported");
+    assert_eq!(last.iterations, 200);
+    assert_eq!(last.best_cost, Some(plain.cost));
+    assert_eq!(last.jobs_planned, Some(40));
+
+    // Stopped by the callback after 10 iterations of a 1,000,000-iteration budget.
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let stopping = SolverConfig {
+        control: Some(SolveControl {
+            stop,
+            on_progress: Some(Arc::new(move |p: &SearchProgress| {
+                if p.iterations >= 10 {
+                    flag.store(true, Ordering::Relaxed);
+                }
+            })),
+            progress_every: std::time::Duration::ZERO,
+        }),
+        ..config(7, 1_000_000)
+    };
+    let result = solve(&problem, &stopping);
+    assert_eq!(result.iterations, 10);
+    assert!(result.feasible);
+    assert!(check(&problem, &result.solution, true).is_feasible());
+}

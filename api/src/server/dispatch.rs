@@ -2,16 +2,15 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `POST /v1/plans/{date}/optimize` | solve the day (locked visits kept) and store it as a new draft version |
+//! | `POST /v1/plans/{date}/optimize` | queue a run that solves the day (locked visits kept) into a new draft version |
 //! | `GET /v1/plans/{date}` | the day's latest version: routes, times, unassigned with reasons, violations, KPIs |
 //! | `POST /v1/plans/{date}/changes` | move / unassign / lock / unlock / swap, answered with feasibility and delta |
 //! | `POST /v1/plans/{date}/publish` | the latest draft becomes the published plan |
 //! | `GET /v1/plans/{date}/audit` | who changed what, when |
 //!
-//! The optimisation runs inline, on a blocking thread, within the request's time
-//! budget (1–60 s); the problem is built as `POST /v1/plans/solve` builds it
-//! ([`day_problem`]: bookings keep their promised windows), and the previous published
-//! plan is the solver's stability reference.
+//! Optimising queues a background run ([`super::plan_runs`]); the problem is built as
+//! `POST /v1/plans/solve` builds it ([`day_problem`]: bookings keep their promised
+//! windows), and the previous published plan is the solver's stability reference.
 
 use super::auth::{roles, Auth};
 use super::body::Body;
@@ -19,21 +18,23 @@ use super::db::now;
 use super::error::{ApiError, ErrorDetail};
 use super::kpis::{day_kpis, with_upsells, DayKpis};
 use super::plan_changes::{answer, apply, ChangeAnswer, ChangeRequest};
-use super::plan_eval::{routes_of, DayModel, DayRoutes, Violation};
+use super::plan_eval::{DayModel, Violation};
+use super::plan_publish;
+use super::plan_runs::{self, RunWorker, RunWorkerConfig};
 use super::plan_store::{self, AuditEntry, StoredPlan};
 use super::plans::{day_problem, MAX_SECONDS};
 use super::state::AppState;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::NaiveDate;
 use despacho_solver::field::input::ProblemInput;
 use despacho_solver::field::plan::Plan;
-use despacho_solver::field::solve::solve_field;
-use despacho_solver::SolverConfig;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 use utoipa::ToSchema;
 
@@ -63,10 +64,14 @@ fn parse_date(date: &str) -> Result<NaiveDate, ApiError> {
 pub struct OptimizeRequest {
     /// Search time, 1–60 seconds (default 5).
     #[serde(default)]
-    pub seconds: Option<u32>,
-    /// Seed of the search (default 1).
+    pub seconds: Option<i64>,
+    /// Seed of the search, 0 or more (default 1).
     #[serde(default)]
-    pub seed: Option<u64>,
+    pub seed: Option<i64>,
+    /// Wait for the run and answer with the stored version (200) instead of the queued
+    /// run (202). For scripts and tests; the page polls the run instead.
+    #[serde(default)]
+    pub wait: bool,
 }
 
 /// A place on the map.
@@ -185,37 +190,17 @@ async fn view(
     })
 }
 
-/// The day's input with each locked visit pinned to its technician and, on a route,
-/// after the locked visit before it (so the order is kept). Returns the locked jobs.
-fn with_locks(input: &mut ProblemInput, routes: &DayRoutes) -> HashSet<String> {
-    let mut locked = HashSet::new();
-    for (technician, stops) in routes {
-        if !input.technicians.iter().any(|t| &t.id == technician) {
-            continue; // not working that day any more: nothing to keep
-        }
-        let mut previous: Option<String> = None;
-        for stop in stops.iter().filter(|s| s.locked) {
-            let Some(job) = input.jobs.iter_mut().find(|j| j.id == stop.job) else {
-                continue;
-            };
-            job.pinned_technician = Some(technician.clone());
-            if job.after_job.is_none() {
-                job.after_job = previous.clone();
-            }
-            previous = Some(job.id.clone());
-            locked.insert(job.id.clone());
-        }
-    }
-    locked
-}
-
 #[utoipa::path(post, path = "/v1/plans/{date}/optimize", tag = "dispatch", security(("bearer" = [])),
-    description = "Solves the day within the time budget (inline) and stores the result as a new draft version. \
-        Locked visits stay with their technician and in their order; bookings keep their promised windows; \
-        the published plan, if any, is the stability reference. Roles: admin, dispatcher.",
+    description = "Queues a background optimisation run of the day (202 with the run; follow it with \
+        `GET /v1/plan-runs/{id}`). Any node's run worker solves it within the time budget and stores the \
+        result as a new draft version. Locked visits stay with their technician and in their order; \
+        bookings keep their promised windows; the published plan, if any, is the stability reference. \
+        With `\"wait\": true` the request waits for the run and answers 200 with the new version, as \
+        `GET /v1/plans/{date}` does. Roles: admin, dispatcher.",
     params(("date" = String, Path, description = "YYYY-MM-DD")),
     request_body = OptimizeRequest,
-    responses((status = 200, body = PlanView),
+    responses((status = 202, body = super::plan_runs::PlanRun),
+        (status = 200, body = PlanView, description = "with `wait`: the stored version"),
         (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody),
         (status = 409, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn optimize(
@@ -223,7 +208,7 @@ pub async fn optimize(
     auth: Auth,
     Path(date): Path<String>,
     body: Body,
-) -> Result<Json<PlanView>, ApiError> {
+) -> Result<Response, ApiError> {
     auth.require(roles::STAFF)?;
     let date = parse_date(&date)?;
     let request: OptimizeRequest = if body.bytes.is_empty() {
@@ -231,83 +216,43 @@ pub async fn optimize(
     } else {
         body.json_object()?
     };
-    let seconds = request.seconds.unwrap_or(5);
-    if !(1..=MAX_SECONDS).contains(&seconds) {
-        return Err(ApiError::validation(vec![ErrorDetail::new(
-            "$.seconds",
-            "out_of_range",
-            format!("{seconds}: must be between 1 and {MAX_SECONDS}"),
-        )]));
-    }
-    let seed = request.seed.unwrap_or(1);
+    let run_request = plan_runs::checked_request(date, request.seconds, request.seed, MAX_SECONDS)?;
+    // The day must make a problem at all (settings, technicians' data) before a run is
+    // queued; the solver's own validation happens in the run.
     let input = day_problem(&state, date).await?;
-    let mut tx = state.db.begin_read().await?;
-    let current = plan_store::latest(&mut tx, date, false).await?;
-    let published = plan_store::latest(&mut tx, date, true).await?;
-    tx.rollback().await?;
-    let current_routes = current.map(|c| c.routes).unwrap_or_default();
-    let config = SolverConfig {
-        seed,
-        time_limit: Some(Duration::from_secs(u64::from(seconds))),
-        ..SolverConfig::default()
+    let run = plan_runs::queue(&state.db, run_request, &auth).await?;
+    if !request.wait {
+        return Ok((StatusCode::ACCEPTED, Json(run)).into_response());
+    }
+    // Waiting: run it here unless a worker was quicker, then wait for its end.
+    let worker = RunWorker::new(state.clone(), RunWorkerConfig::default());
+    if let Some(claim) = worker.claim(Some(&run.id)).await? {
+        worker.execute(claim).await?;
+    }
+    let run = loop {
+        let run = plan_runs::get_run(&state.db, &run.id).await?;
+        if !matches!(run.state.as_str(), "queued" | "running") {
+            break run;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let day_input = input.clone();
-    let (evaluated, routes, lost_locks, iterations) = tokio::task::spawn_blocking(move || {
-        let mut locked_input = day_input.clone();
-        let locked = with_locks(&mut locked_input, &current_routes);
-        let previous = published.as_ref().map(|p| &p.document);
-        let solved = solve_field(&locked_input, previous, &config).map_err(ApiError::from)?;
-        let routes = routes_of(&solved.plan, &locked);
-        let kept: HashSet<&str> = routes.values().flatten().map(|s| s.job.as_str()).collect();
-        let mut lost: Vec<String> = locked
-            .iter()
-            .filter(|j| !kept.contains(j.as_str()))
-            .cloned()
-            .collect();
-        lost.sort();
-        // Evaluated against the day as it is (without the lock rules), as every change is.
-        let model = DayModel::new(day_input)?;
-        let evaluated = model.evaluate(&routes)?;
-        Ok::<_, ApiError>((evaluated, routes, lost, solved.result.iterations))
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("the optimisation failed: {e}")))??;
-    let actor = auth.clone();
-    let at = now();
-    let stored = state
-        .db
-        .write(move |tx| {
-            let (evaluated, routes, auth) = (evaluated.clone(), routes.clone(), actor.clone());
-            let lost_locks = lost_locks.clone();
-            Box::pin(async move {
-                let stored = plan_store::insert_version(
-                    tx, date, "optimize", &evaluated, &routes, &auth, None, at,
-                )
-                .await?;
-                let details = json!({
-                    "seconds": seconds, "seed": seed, "iterations": iterations,
-                    "cost": evaluated.plan.cost.total,
-                    "jobs_assigned": evaluated.plan.kpis.jobs_assigned,
-                    "jobs_unassigned": evaluated.plan.kpis.jobs_unassigned,
-                    "violations": evaluated.violations.len(),
-                    "locks_not_kept": lost_locks,
-                });
-                plan_store::audit(
-                    tx,
-                    date,
-                    Some((&stored.id, stored.version)),
-                    &auth,
-                    "optimize",
-                    &details,
-                    at,
-                )
-                .await?;
-                Ok(stored)
-            })
-        })
-        .await?;
-    tracing::info!(%date, version = stored.version, "day optimised");
-    Ok(Json(view(&state, &input, stored).await?))
+    if run.state != "succeeded" {
+        return Err(ApiError::conflict(
+            "run_failed",
+            format!(
+                "run `{}` ended {}: {}",
+                run.id,
+                run.state,
+                run.error.as_deref().unwrap_or("cancelled")
+            ),
+        ));
+    }
+    let mut tx = state.db.begin_read().await?;
+    let stored = plan_store::latest(&mut tx, date, false).await?;
+    tx.rollback().await?;
+    let stored =
+        stored.ok_or_else(|| ApiError::not_found("plan for the date", date.to_string()))?;
+    Ok(Json(view(&state, &input, stored).await?).into_response())
 }
 
 #[utoipa::path(get, path = "/v1/plans/{date}", tag = "dispatch", security(("bearer" = [])),
@@ -489,7 +434,13 @@ pub async fn publish(
         .write(move |tx| {
             let auth = actor.clone();
             Box::pin(async move {
+                let previous = plan_store::latest(tx, date, true).await?;
                 let (id, version) = plan_store::publish(tx, date, at).await?;
+                // The phones get exactly the published plan, in this transaction.
+                let published = plan_store::latest(tx, date, true).await?.ok_or_else(|| {
+                    ApiError::Internal(format!("version {version} of {date} is not published"))
+                })?;
+                plan_publish::hand_to_phones(tx, &published, previous.as_ref(), at).await?;
                 plan_store::audit(
                     tx,
                     date,

@@ -24,10 +24,29 @@ pub struct DayKpis {
     pub waiting_hours: f64,
     /// Unplanned jobs by reason code.
     pub unassigned_by_reason: BTreeMap<String, usize>,
+    /// Planned visits that start after their SLA due time, or less than
+    /// [`SLA_MARGIN_MINUTES`] before it, least slack first.
+    pub sla_at_risk: Vec<SlaRisk>,
     pub technicians: Vec<TechnicianKpis>,
     /// Upsell offers of the day and the revenue they added, for the day and per
     /// technician ([`with_upsells`]).
     pub upsells: UpsellKpis,
+}
+
+/// How close to its SLA due time a visit may start before it counts as at risk: a
+/// late traffic jam or a longer previous visit would break it.
+pub const SLA_MARGIN_MINUTES: f64 = 30.0;
+
+/// A visit whose SLA is missed or nearly missed.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct SlaRisk {
+    pub job: String,
+    pub technician: String,
+    /// Planned start and the SLA due time (RFC 3339, local offset).
+    pub start: String,
+    pub sla_due: String,
+    /// Minutes from the planned start to the due time: negative = late already.
+    pub slack_minutes: f64,
 }
 
 /// One technician's day.
@@ -46,6 +65,8 @@ pub struct TechnicianKpis {
     pub overtime_minutes: f64,
     /// Violations on this route (window missed, shift overrun…).
     pub violations: usize,
+    /// Visits of this route at risk of their SLA (see [`DayKpis::sla_at_risk`]).
+    pub sla_at_risk: usize,
 }
 
 fn parse(t: &str) -> Option<DateTime<FixedOffset>> {
@@ -99,6 +120,7 @@ pub fn day_kpis(input: &ProblemInput, plan: &Plan, violations: &[Violation]) -> 
                 on_time_pct: 100.0,
                 overtime_minutes: 0.0,
                 violations: 0,
+                sla_at_risk: 0,
             });
         }
     }
@@ -110,7 +132,15 @@ pub fn day_kpis(input: &ProblemInput, plan: &Plan, violations: &[Violation]) -> 
             .unwrap_or_default();
         *unassigned_by_reason.entry(code).or_insert(0) += 1;
     }
+    let risks = sla_at_risk(input, plan);
+    for t in &mut technicians {
+        t.sla_at_risk = risks
+            .iter()
+            .filter(|r| r.technician == t.technician)
+            .count();
+    }
     DayKpis {
+        sla_at_risk: risks,
         solver: plan.kpis.clone(),
         on_time_pct: pct(on_time, visits),
         waiting_hours: round2(waiting),
@@ -165,6 +195,7 @@ fn technician_kpis(
             .iter()
             .filter(|v| v.technician.as_deref() == Some(route.technician.as_str()))
             .count(),
+        sla_at_risk: 0, // filled in by `day_kpis`
     }
 }
 
@@ -190,4 +221,38 @@ pub fn with_upsells(mut kpis: DayKpis, rows: &[UpsellReportRow]) -> DayKpis {
             .collect(),
     };
     kpis
+}
+
+/// The plan's visits that start after, or within [`SLA_MARGIN_MINUTES`] of, their
+/// job's SLA due time (see [`SlaRisk`]).
+pub fn sla_at_risk(input: &ProblemInput, plan: &Plan) -> Vec<SlaRisk> {
+    let mut out = Vec::new();
+    for route in &plan.routes {
+        for stop in &route.stops {
+            let due = input
+                .jobs
+                .iter()
+                .find(|j| j.id == stop.job)
+                .and_then(|j| j.sla_due);
+            let (Some(due), Some(start)) = (due, parse(&stop.start)) else {
+                continue;
+            };
+            let slack = (due - start).num_seconds() as f64 / 60.0;
+            if slack < SLA_MARGIN_MINUTES {
+                out.push(SlaRisk {
+                    job: stop.job.clone(),
+                    technician: route.technician.clone(),
+                    start: stop.start.clone(),
+                    sla_due: due.to_rfc3339(),
+                    slack_minutes: round2(slack),
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| {
+        a.slack_minutes
+            .total_cmp(&b.slack_minutes)
+            .then(a.job.cmp(&b.job))
+    });
+    out
 }

@@ -58,6 +58,8 @@ pub mod outbox;
 pub mod pagination;
 pub mod plan_changes;
 pub mod plan_eval;
+pub mod plan_publish;
+pub mod plan_runs;
 pub mod plan_store;
 pub mod plans;
 pub mod settings;
@@ -226,6 +228,7 @@ pub fn app(state: AppState) -> Router {
         .merge(bookings::router())
         .merge(plans::router())
         .merge(dispatch::router())
+        .merge(plan_runs::router())
         .merge(dispatch_page::router())
         .merge(outbox::router())
         .merge(webhook_endpoints::router())
@@ -315,8 +318,17 @@ pub async fn serve(args: ServeArgs, out: &mut impl Write) -> Result<(), ServeErr
             ..worker::WorkerConfig::default()
         };
         let w = worker::Worker::new(app.state.db.clone(), config).map_err(ServeError::Templates)?;
-        Some(tokio::spawn(w.run(stopped)))
+        Some(tokio::spawn(w.run(stopped.clone())))
     };
+    // Optimisation runs: every node claims queued runs (and runs of dead nodes).
+    let runs = plan_runs::RunWorker::new(
+        app.state.clone(),
+        plan_runs::RunWorkerConfig {
+            name: format!("runs-{}", std::process::id()),
+            ..plan_runs::RunWorkerConfig::default()
+        },
+    );
+    let runs = tokio::spawn(runs.run(stopped));
     axum::serve(listener, app.router)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
@@ -330,6 +342,8 @@ pub async fn serve(args: ServeArgs, out: &mut impl Write) -> Result<(), ServeErr
         // delivery is safe to drop: its lease expires and it is sent again.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(15), task).await;
     }
+    // A run in progress is left to its lease: another node (or the next start) runs it.
+    runs.abort();
     app.state.db.close().await;
     Ok(())
 }

@@ -15,8 +15,8 @@
 use super::state::AppState;
 use super::{
     api_keys, booking_views, bookings, customers, dispatch, dispatcher_queue, equipment, error,
-    health, import, inbound, jobs, outbox, plans, settings, sync, sync_flags, technicians, upsells,
-    visit_events, webhook_endpoints,
+    health, import, inbound, jobs, outbox, plan_runs, plans, settings, sync, sync_flags,
+    technicians, upsells, visit_events, webhook_endpoints,
 };
 use axum::extract::State;
 use axum::http::header;
@@ -117,6 +117,7 @@ impl Modify for BearerAuth {
         bookings::read, bookings::read_by_token, bookings::reschedule, bookings::cancel,
         plans::solve,
         dispatch::optimize, dispatch::read, dispatch::change, dispatch::publish, dispatch::audit,
+        plan_runs::read, plan_runs::cancel,
         webhook_endpoints::create, webhook_endpoints::list, webhook_endpoints::remove,
         outbox::list,
         inbound::receive, dispatcher_queue::list, dispatcher_queue::at_risk,
@@ -138,7 +139,7 @@ impl Modify for BearerAuth {
             with an `Idempotency-Key` (same key and body: the first answer again, for 7 days; another body: 422)"),
         (name = "plans", description = "Re-optimising a day; booked visits keep their windows"),
         (name = "dispatch", description = "Day plans for the dispatcher: versions (draft, published), \
-            optimisation with locks, manual changes with instant feasibility, KPIs, audit log"),
+            background optimisation runs with locks (progress, cancel), manual changes with instant feasibility, KPIs, audit log"),
         (name = "messages", description = "Customer messages: the outbox (delivered at least once, \
             each with a stable event id), the signed webhook endpoints of the chat platform, customers' \
             signed chat replies and the dispatchers' queue"),

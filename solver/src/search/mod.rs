@@ -64,6 +64,50 @@ pub struct SolverConfig {
     pub recombine_every: Option<u64>,
     /// Shown every recombination's input (pool and incumbent) first; for benchmarks.
     pub on_recombine: Option<RecombineHook>,
+    /// A way to stop the search early and to watch it (background runs). `None`: the
+    /// search is exactly as without it.
+    pub control: Option<SolveControl>,
+}
+
+/// What a [`SolveControl`] calls with the search's progress (from the solving thread).
+pub type ProgressCallback = std::sync::Arc<dyn Fn(&SearchProgress) + Send + Sync>;
+
+/// Stops a running search and reports its progress. The stop flag is read once per
+/// iteration; on stop the search returns the best plan found so far.
+#[derive(Clone, Default)]
+pub struct SolveControl {
+    /// Set to `true` (from any thread) to end the search at its next iteration.
+    pub stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Called at most once per `progress_every` (and once at the end of the loop).
+    pub on_progress: Option<ProgressCallback>,
+    pub progress_every: std::time::Duration,
+}
+
+impl std::fmt::Debug for SolveControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SolveControl")
+            .field("stop", &self.stop)
+            .field("on_progress", &self.on_progress.is_some())
+            .field("progress_every", &self.progress_every)
+            .finish()
+    }
+}
+
+impl SolveControl {
+    fn stopped(&self) -> bool {
+        self.stop.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// How far a search has come.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SearchProgress {
+    pub iterations: u64,
+    pub elapsed: std::time::Duration,
+    /// Objective of the best feasible plan so far (none found yet: `None`).
+    pub best_cost: Option<Cost>,
+    /// Jobs planned in that plan.
+    pub jobs_planned: Option<usize>,
 }
 
 impl Default for SolverConfig {
@@ -77,6 +121,7 @@ impl Default for SolverConfig {
             end_temperature: 0.002,
             recombine_every: None,
             on_recombine: None,
+            control: None,
         }
     }
 }
@@ -149,10 +194,20 @@ pub fn solve(problem: &Problem, config: &SolverConfig) -> SolveResult {
         loop_config.time_limit = config.time_limit.map(|t| t.mul_f64(0.99));
     }
     let mut iterations = 0u64;
+    let mut last_report = Instant::now();
     loop {
         let progress = progress(&loop_config, max_iterations, iterations, started);
         if progress >= 1.0 || n == 0 {
             break;
+        }
+        if let Some(control) = &config.control {
+            if last_report.elapsed() >= control.progress_every {
+                last_report = Instant::now();
+                report(control, problem, &best, iterations, started);
+            }
+            if control.stopped() {
+                break;
+            }
         }
         iterations += 1;
         let temperature = t_start * (t_end / t_start).powf(progress);
@@ -225,6 +280,9 @@ pub fn solve(problem: &Problem, config: &SolverConfig) -> SolveResult {
     if let Some(pool) = pool.as_mut() {
         recombine_into(problem, pool, &mut best, &mut current, config, started);
     }
+    if let Some(control) = &config.control {
+        report(control, problem, &best, iterations, started);
+    }
     if let Some(mut state) = best.state.clone() {
         if state.unassigned().next().is_some() {
             // Last look for unplanned jobs that fit the final plan somewhere: every
@@ -264,6 +322,25 @@ pub fn solve(problem: &Problem, config: &SolverConfig) -> SolveResult {
         iterations,
         elapsed: started.elapsed(),
         stats: ls.stats.clone(),
+    }
+}
+
+/// Tells the control's callback (if any) how the search stands.
+fn report(
+    control: &SolveControl,
+    problem: &Problem,
+    best: &Best,
+    iterations: u64,
+    started: Instant,
+) {
+    if let Some(callback) = &control.on_progress {
+        let n = problem.jobs().len();
+        callback(&SearchProgress {
+            iterations,
+            elapsed: started.elapsed(),
+            best_cost: best.state.as_ref().map(|_| best.cost),
+            jobs_planned: best.state.as_ref().map(|s| n - s.unassigned().count()),
+        });
     }
 }
 

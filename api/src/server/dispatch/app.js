@@ -67,17 +67,65 @@ async function load() {
   }
 }
 
+// Optimising queues a background run; the page polls it, shows its progress and can
+// cancel it (the server's run worker solves it, on this node or another).
+let run = null;  // the run being watched
+
 async function optimize() {
   const date = $("date").value;
   const seconds = Number($("seconds").value);
-  say("Optimising " + date + " for " + seconds + " s…");
   $("optimize").disabled = true;
   try {
-    view = await api("POST", "/v1/plans/" + date + "/optimize", { seconds, seed: 1 });
-    render();
-    say("Optimised: version " + view.version + " is a draft.");
+    run = await api("POST", "/v1/plans/" + date + "/optimize", { seconds, seed: 1 });
+    say("Optimising " + date + " for " + seconds + " s…");
+    showRun();
+    await watchRun(date);
   } catch (e) { say(e.message, true); }
+  run = null;
+  showRun();
   $("optimize").disabled = false;
+}
+
+async function watchRun(date) {
+  while (run && (run.state === "queued" || run.state === "running")) {
+    await new Promise((done) => setTimeout(done, 500));
+    run = await api("GET", "/v1/plan-runs/" + run.id);
+    showRun();
+  }
+  if (!run) return;
+  if (run.state === "succeeded") {
+    view = await api("GET", "/v1/plans/" + date);
+    render();
+    say("Optimised: version " + run.plan_version + " is a draft.");
+  } else if (run.state === "cancelled") {
+    say("Run cancelled; the plan is unchanged.");
+  } else {
+    say("The run failed: " + (run.error || "unknown error"), true);
+  }
+}
+
+function showRun() {
+  const box = $("run");
+  box.hidden = !run;
+  if (!run) return;
+  const p = run.progress;
+  const parts = ["Run " + run.state];
+  if (p.elapsed_seconds !== null) parts.push(p.elapsed_seconds.toFixed(1) + " / " + run.seconds + " s");
+  if (p.iterations !== null) parts.push(p.iterations + " iterations");
+  if (p.jobs_planned !== null) parts.push(p.jobs_planned + " jobs planned");
+  if (p.best_cost !== null) parts.push("best cost " + p.best_cost.toFixed(2));
+  $("run-progress").textContent = parts.join(" · ");
+  $("run-bar").max = run.seconds;
+  $("run-bar").value = p.elapsed_seconds || 0;
+  $("cancel-run").disabled = run.cancel_requested || !(run.state === "queued" || run.state === "running");
+}
+
+async function cancelRun() {
+  if (!run) return;
+  try {
+    run = await api("POST", "/v1/plan-runs/" + run.id + "/cancel", {});
+    showRun();
+  } catch (e) { say(e.message, true); }
 }
 
 async function publish() {
@@ -367,6 +415,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("controls").addEventListener("submit", (e) => { e.preventDefault(); load(); });
   $("optimize").addEventListener("click", optimize);
   $("publish").addEventListener("click", publish);
+  $("cancel-run").addEventListener("click", cancelRun);
   $("check").addEventListener("click", check);
   $("lock").addEventListener("click", () => simple(view && view.locked.includes(selected) ? "unlock" : "lock"));
   $("unassign").addEventListener("click", () => simple("unassign"));
