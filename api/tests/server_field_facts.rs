@@ -431,7 +431,7 @@ async fn offers_are_checked_against_the_catalogue_and_reported_per_technician_an
         .post(
             "/v1/plans/2026-03-02/optimize",
             Some(d),
-            &json!({"seconds": 1, "seed": 1}),
+            &json!({"seconds": 1, "seed": 1, "wait": true}),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -1016,6 +1016,86 @@ async fn a_dispatchers_edit_reaches_the_assigned_phone_at_its_next_pull(s: TestS
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 }
 
+/// RELIABILITY.md's conflict rule: a job cancelled while its technician completed it
+/// offline keeps the technician's facts and goes to the dispatchers' queue.
+async fn a_job_cancelled_while_completed_offline_keeps_the_facts_and_is_flagged(s: TestServer) {
+    let w = setup(
+        &s,
+        &["t1"],
+        &["c1"],
+        &[("J-1", Some("c1"), Some("t1")), ("J-2", None, None)],
+    )
+    .await;
+    let d = &w.dispatcher;
+    let mut ana = Phone::new("ana", &w.keys["t1"]);
+    ana.pull(&s).await;
+    assert_eq!(ana.state.confirmed()["job/J-1"]["cancelled"], false);
+
+    // Offline: the technician does the job; the phone cannot tell the server yet.
+    ana.record("job_status", "s-1", "J-1", json!({"status": "en_route"}));
+    ana.record("job_status", "s-2", "J-1", json!({"status": "completed"}));
+    ana.record(
+        "note",
+        "n-1",
+        "J-1",
+        json!({"text": "installed, customer happy"}),
+    );
+
+    // Meanwhile the dispatcher cancels it (twice: the second call changes nothing).
+    for _ in 0..2 {
+        let r = s.post("/v1/jobs/J-1/cancel", Some(d), &json!({})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.json["status"], "cancelled");
+    }
+    assert_eq!(
+        s.get("/v1/jobs/J-1", Some(d)).await.json["status"],
+        "cancelled"
+    );
+
+    // Back online: nothing is refused, every fact is kept once, the dispatchers see flags.
+    ana.push(&s).await;
+    let r = s.get("/v1/jobs/J-1/facts", Some(d)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["record"]["cancelled"], true);
+    assert_eq!(r.json["record"]["status"], "completed");
+    assert_eq!(
+        r.json["record"]["facts"].as_array().unwrap().len(),
+        3,
+        "{}",
+        r.json
+    );
+    let flags = open_flags(&s, d, "?job_id=J-1").await;
+    assert_eq!(
+        kinds(&flags),
+        vec!["work_on_cancelled_job"; 3],
+        "one flag per fact recorded on the cancelled job: {flags:?}"
+    );
+    // The phone hears of the cancellation and keeps its own work.
+    ana.pull(&s).await;
+    let view = &ana.state.confirmed()["job/J-1"];
+    assert_eq!(view["cancelled"], true);
+    assert_eq!(view["status"], "completed");
+    assert_eq!(ana.state.pending().len(), 0);
+
+    // Taken back: open again, and the phone shows it active.
+    let r = s.post("/v1/jobs/J-1/reinstate", Some(d), &json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["status"], "open");
+    ana.pull(&s).await;
+    assert_eq!(ana.state.confirmed()["job/J-1"]["cancelled"], false);
+
+    // A job never assigned is cancelled without any phone; unknown job, technician key.
+    let r = s.post("/v1/jobs/J-2/cancel", Some(d), &json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["status"], "cancelled");
+    let r = s.post("/v1/jobs/nope/cancel", Some(d), &json!({})).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    let r = s
+        .post("/v1/jobs/J-1/cancel", Some(&w.keys["t1"]), &json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+}
+
 async fn jobs_by_technician_are_those_assigned_or_pinned_to_them(s: TestServer) {
     let w = setup(
         &s,
@@ -1088,5 +1168,6 @@ both_backends!(
     status_facts_of_a_booked_job_reach_the_customer_exactly_once,
     failed_visits_reach_the_customer_or_the_dispatchers_and_refusals_keep_the_fact,
     a_dispatchers_edit_reaches_the_assigned_phone_at_its_next_pull,
+    a_job_cancelled_while_completed_offline_keeps_the_facts_and_is_flagged,
     jobs_by_technician_are_those_assigned_or_pinned_to_them,
 );

@@ -97,6 +97,12 @@ impl Store {
     /// Closes the file cleanly (the WAL is checkpointed). Dropping without closing is
     /// what a killed app does; the next open recovers from the WAL.
     pub async fn close(self) {
+        // Everything into the main file first: the file alone is then the phone's state
+        // (copied, backed up), even while the connection's own close finishes later.
+        // A failed checkpoint loses nothing (the WAL keeps it), hence ignored.
+        let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await;
         self.pool.close().await;
     }
 

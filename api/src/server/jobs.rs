@@ -44,12 +44,15 @@ pub fn router() -> Router<AppState> {
 pub enum JobStatus {
     /// To be planned (no booking yet).
     Open,
+    /// Cancelled by a dispatcher (job_cancel.rs): not planned; the phone shows it so.
+    Cancelled,
 }
 
 impl JobStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             JobStatus::Open => "open",
+            JobStatus::Cancelled => "cancelled",
         }
     }
 }
@@ -59,6 +62,7 @@ impl TryFrom<String> for JobStatus {
     fn try_from(s: String) -> Result<Self, String> {
         match s.as_str() {
             "open" => Ok(JobStatus::Open),
+            "cancelled" => Ok(JobStatus::Cancelled),
             other => Err(format!("unknown job status `{other}`")),
         }
     }

@@ -48,6 +48,7 @@ pub mod error;
 pub mod health;
 pub mod import;
 pub mod inbound;
+pub mod job_cancel;
 pub mod job_lifecycle;
 pub mod jobs;
 pub mod kpis;
@@ -224,6 +225,7 @@ pub fn app(state: AppState) -> Router {
         .merge(technicians::router())
         .merge(customers::router())
         .merge(jobs::router())
+        .merge(job_cancel::router())
         .merge(import::router())
         .merge(bookings::router())
         .merge(plans::router())

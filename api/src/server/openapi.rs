@@ -15,8 +15,8 @@
 use super::state::AppState;
 use super::{
     api_keys, booking_views, bookings, customers, dispatch, dispatcher_queue, equipment, error,
-    health, import, inbound, jobs, outbox, plan_runs, plans, settings, sync, sync_flags,
-    technicians, upsells, visit_events, webhook_endpoints,
+    health, import, inbound, job_cancel, jobs, outbox, plan_runs, plans, settings, sync,
+    sync_flags, technicians, upsells, visit_events, webhook_endpoints,
 };
 use axum::extract::State;
 use axum::http::header;
@@ -111,7 +111,7 @@ impl Modify for BearerAuth {
         settings::read, settings::replace,
         technicians::create, technicians::list, technicians::read, technicians::replace, technicians::remove,
         customers::create, customers::list, customers::read, customers::update_preferences,
-        jobs::create, jobs::list, jobs::read, jobs::edit,
+        jobs::create, jobs::list, jobs::read, jobs::edit, job_cancel::cancel, job_cancel::reinstate,
         import::import_technicians, import::import_jobs,
         bookings::search, bookings::create_booking, bookings::create_hold, bookings::confirm_hold,
         bookings::read, bookings::read_by_token, bookings::reschedule, bookings::cancel,
