@@ -33,7 +33,7 @@ async fn probes_answer(s: TestServer) {
     assert_eq!(r.json["status"], "unavailable");
 }
 
-const ENDPOINTS: [(&str, &str); 60] = [
+const ENDPOINTS: [(&str, &str); 62] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("post", "/v1/api-keys"),
@@ -54,6 +54,8 @@ const ENDPOINTS: [(&str, &str); 60] = [
     ("get", "/v1/jobs"),
     ("get", "/v1/jobs/{id}"),
     ("patch", "/v1/jobs/{id}"),
+    ("post", "/v1/jobs/{id}/cancel"),
+    ("post", "/v1/jobs/{id}/reinstate"),
     ("post", "/v1/jobs/{id}/assign"),
     ("get", "/v1/jobs/{id}/facts"),
     ("post", "/v1/import/technicians"),
