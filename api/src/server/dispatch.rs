@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `POST /v1/plans/{date}/optimize` | queue a run that solves the day (locked visits kept) into a new draft version |
 //! | `GET /v1/plans/{date}` | the day's latest version: routes, times, unassigned with reasons, violations, KPIs |
-//! | `POST /v1/plans/{date}/changes` | move / unassign / lock / unlock / swap, answered with feasibility and delta |
+//! | `POST /v1/plans/{date}/changes` | move (optionally in time) / unassign / lock / unlock / swap, answered with feasibility and delta |
 //! | `POST /v1/plans/{date}/publish` | the latest draft becomes the published plan |
 //! | `GET /v1/plans/{date}/audit` | who changed what, when |
 //!
@@ -280,6 +280,8 @@ pub async fn read(
 #[utoipa::path(post, path = "/v1/plans/{date}/changes", tag = "dispatch", security(("bearer" = [])),
     description = "One manual change (`move`, `unassign`, `lock`, `unlock` or `swap`), answered at once with the \
         violations of the changed routes and the cost and ETA delta from the solver's route evaluation (no re-solve). \
+        A `move` with `start` (RFC 3339, on the plan's date) pins the visit's earliest start: it waits until then, \
+        goes where that time falls on the route (without `position`) and keeps the pin in later changes. \
         Stored as a new draft version unless `dry_run`. Roles: admin, dispatcher.",
     params(("date" = String, Path, description = "YYYY-MM-DD")),
     request_body = ChangeRequest,
