@@ -344,6 +344,224 @@ async fn an_infeasible_move_lists_its_violations(s: TestServer) {
 }
 both_backends!(an_infeasible_move_lists_its_violations);
 
+/// The stop of `job` in the plan of `view` (or of a change's evaluation).
+fn stop_of(view: &Value, job: &str) -> Value {
+    view["plan"]["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["stops"].as_array().unwrap().iter())
+        .find(|s| s["job"] == job)
+        .cloned()
+        .unwrap_or_else(|| panic!("{job} is not planned: {view}"))
+}
+
+/// How many visits of the stored version `view` have a pinned earliest start.
+async fn pinned_stops(s: &TestServer, view: &Value) -> i64 {
+    despacho_api::on_pool!(&s.state.db, |pool| {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM plan_stops WHERE plan_id = $1 AND not_before IS NOT NULL",
+        )
+        .bind(view["id"].as_str().unwrap())
+        .fetch_one(pool)
+        .await
+    })
+    .unwrap()
+}
+
+fn instant(t: &Value) -> chrono::DateTime<chrono::FixedOffset> {
+    chrono::DateTime::parse_from_rfc3339(t.as_str().unwrap()).unwrap()
+}
+
+async fn a_move_in_time_starts_no_earlier_and_keeps_its_pin(s: TestServer) {
+    let key = setup(&s).await;
+    optimize(&s, &key, 1).await;
+    let pin = json!(format!("{DAY}T14:30:00-03:00"));
+    // p1 (08:00–16:00) to t2 at 14:30: placed among t2's visits by that time, no
+    // position given.
+    let answer = change(
+        &s,
+        &key,
+        json!({"move": {"job": "p1", "to": "t2", "start": pin}}),
+    )
+    .await;
+    assert_eq!(answer["applied"], true, "{answer}");
+    assert_eq!(answer["feasible"], true, "{answer}");
+    assert!(answer["violations"].as_array().unwrap().is_empty());
+    assert!(answer["cost_delta"].is_f64(), "{answer}");
+    let eta = answer["eta_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["job"] == "p1")
+        .unwrap_or_else(|| panic!("{answer}"));
+    assert_eq!(eta["technician"], "t2");
+    assert!(instant(&eta["start_after"]) >= instant(&pin), "{answer}");
+
+    let view = read(&s, &key).await;
+    let t2 = route_of(&view, "t2");
+    let at = t2.iter().position(|j| j == "p1").unwrap();
+    let p1 = stop_of(&view, "p1");
+    assert!(instant(&p1["start"]) >= instant(&pin), "{p1}");
+    // Visits before p1 on t2 start before the time asked, those after it later.
+    for (i, job) in t2.iter().enumerate().filter(|(i, _)| *i != at) {
+        let start = instant(&stop_of(&view, job)["start"]);
+        assert_eq!(i < at, start < instant(&pin), "{job} at {i}: {t2:?}");
+    }
+    assert!(view["violations"].as_array().unwrap().is_empty(), "{view}");
+
+    // With a position given, p1 goes there (first) and still starts no earlier than
+    // 14:30; a later change that does not name a time (a lock) keeps the pin.
+    let a = change(
+        &s,
+        &key,
+        json!({"move": {"job": "p1", "to": "t2", "start": pin, "position": 0}}),
+    )
+    .await;
+    assert_eq!(a["applied"], true, "{a}");
+    let first = stop_of(&read(&s, &key).await, "p1");
+    assert_eq!(route_of(&read(&s, &key).await, "t2")[0], "p1");
+    assert!(instant(&first["start"]) >= instant(&pin), "{first}");
+    change(&s, &key, json!({"lock": {"job": "p1"}})).await;
+    let locked = read(&s, &key).await;
+    assert!(instant(&stop_of(&locked, "p1")["start"]) >= instant(&pin));
+    assert_eq!(pinned_stops(&s, &locked).await, 1);
+    // A move without `start` drops the pin.
+    change(
+        &s,
+        &key,
+        json!({"move": {"job": "p1", "to": "t2", "position": 0}}),
+    )
+    .await;
+    assert_eq!(pinned_stops(&s, &read(&s, &key).await).await, 0);
+}
+both_backends!(a_move_in_time_starts_no_earlier_and_keeps_its_pin);
+
+async fn a_move_in_time_past_the_window_or_shift_is_infeasible(s: TestServer) {
+    let key = setup(&s).await;
+    let view = optimize(&s, &key, 1).await;
+    let tech = technician_of(&view, "early").unwrap();
+    // `early` may start 08:00–09:00; asked for 11:00 it misses its window.
+    let late = json!(format!("{DAY}T11:00:00-03:00"));
+    let dry = change(
+        &s,
+        &key,
+        json!({"move": {"job": "early", "to": tech, "start": late}, "dry_run": true}),
+    )
+    .await;
+    assert_eq!(dry["applied"], false);
+    assert_eq!(dry["feasible"], false, "{dry}");
+    assert!(
+        dry["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["code"] == "window_missed" && v["job"] == "early"),
+        "{dry}"
+    );
+    assert!(dry["cost_delta"].is_f64(), "{dry}");
+    assert_eq!(read(&s, &key).await["version"], 1);
+
+    let answer = change(
+        &s,
+        &key,
+        json!({"move": {"job": "early", "to": tech, "start": late}}),
+    )
+    .await;
+    assert_eq!(answer["applied"], true);
+    assert_eq!(answer["feasible"], false);
+    assert_eq!(answer["violations"], dry["violations"]);
+    let stored = read(&s, &key).await;
+    assert!(instant(&stop_of(&stored, "early")["start"]) >= instant(&late));
+    assert!(stored["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v["code"] == "window_missed" && v["job"] == "early"));
+    // A later, unrelated change still judges `early` at 11:00.
+    let other = change(&s, &key, json!({"lock": {"job": "f1"}})).await;
+    assert_eq!(other["applied"], true);
+    assert!(read(&s, &key).await["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v["code"] == "window_missed" && v["job"] == "early"));
+
+    // At 16:30 the visit (window until 16:00) misses its window; it still ends within
+    // the shift's overtime, so only the window is broken.
+    let answer = change(
+        &s,
+        &key,
+        json!({"move": {"job": "p1", "to": "t2", "start": format!("{DAY}T16:30:00-03:00")},
+               "dry_run": true}),
+    )
+    .await;
+    assert_eq!(answer["feasible"], false, "{answer}");
+    let codes: Vec<&str> = answer["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["code"].as_str().unwrap())
+        .collect();
+    assert!(codes.contains(&"window_missed"), "{answer}");
+    assert!(answer["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v["job"] == "p1" && v["code"] == "window_missed"));
+    // 22:00 local is 01:00 UTC the next day, still the plan's day in São Paulo; no
+    // visit can start then and end within the shift: refused, never stored.
+    let version = read(&s, &key).await["version"].clone();
+    let answer = change(
+        &s,
+        &key,
+        json!({"move": {"job": "p1", "to": "t2", "start": "2026-03-03T01:00:00Z"}}),
+    )
+    .await;
+    assert_eq!(answer["applied"], false, "{answer}");
+    assert_eq!(answer["feasible"], false, "{answer}");
+    assert_eq!(answer["violations"][0]["code"], "shift_overrun", "{answer}");
+    assert_eq!(answer["violations"][0]["job"], "p1", "{answer}");
+    assert_eq!(read(&s, &key).await["version"], version);
+}
+both_backends!(a_move_in_time_past_the_window_or_shift_is_infeasible);
+
+async fn a_move_in_time_with_a_bad_start_is_a_422_naming_it(s: TestServer) {
+    let key = setup(&s).await;
+    optimize(&s, &key, 1).await;
+    let changes = format!("/v1/plans/{DAY}/changes");
+    let cases = [
+        (json!("14:30"), "invalid_time"),
+        (json!("2026-03-02T14:30:00"), "invalid_time"),
+        (json!("2026-03-03T10:00:00-03:00"), "other_day"),
+        // 02:00 UTC on the plan's date is still 1 March in São Paulo.
+        (json!("2026-03-02T02:00:00Z"), "other_day"),
+    ];
+    for (start, code) in cases {
+        let body = json!({"move": {"job": "p1", "to": "t2", "start": start}});
+        let r = s.post(&changes, Some(&key), &body).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            r.text
+        );
+        assert_eq!(r.paths(), ["$.move.start"], "{body}: {}", r.text);
+        assert!(r.text.contains(code), "{body}: {}", r.text);
+    }
+    let r = s
+        .post(
+            &changes,
+            Some(&key),
+            &json!({"move": {"job": "p1", "to": "t2", "start": 1430}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert!(r.text.contains("start"), "{}", r.text);
+    assert_eq!(read(&s, &key).await["version"], 1);
+}
+both_backends!(a_move_in_time_with_a_bad_start_is_a_422_naming_it);
+
 async fn locked_jobs_keep_technician_and_order_across_reoptimisation(s: TestServer) {
     let key = setup(&s).await;
     let view = optimize(&s, &key, 1).await;

@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `POST /v1/plans/{date}/optimize` | queue a run that solves the day (locked visits kept) into a new draft version |
 //! | `GET /v1/plans/{date}` | the day's latest version: routes, times, unassigned with reasons, violations, KPIs |
-//! | `POST /v1/plans/{date}/changes` | move / unassign / lock / unlock / swap, answered with feasibility and delta |
+//! | `POST /v1/plans/{date}/changes` | move (optionally in time) / unassign / lock / unlock / swap, answered with feasibility and delta |
 //! | `POST /v1/plans/{date}/publish` | the latest draft becomes the published plan |
 //! | `GET /v1/plans/{date}/audit` | who changed what, when |
 //!
@@ -18,7 +18,7 @@ use super::db::now;
 use super::error::{ApiError, ErrorDetail};
 use super::kpis::{day_kpis, with_upsells, DayKpis};
 use super::plan_changes::{answer, apply, ChangeAnswer, ChangeRequest};
-use super::plan_eval::{DayModel, Violation};
+use super::plan_eval::{DayModel, RouteStop, Violation};
 use super::plan_publish;
 use super::plan_runs::{self, RunWorker, RunWorkerConfig};
 use super::plan_store::{self, AuditEntry, StoredPlan};
@@ -280,6 +280,8 @@ pub async fn read(
 #[utoipa::path(post, path = "/v1/plans/{date}/changes", tag = "dispatch", security(("bearer" = [])),
     description = "One manual change (`move`, `unassign`, `lock`, `unlock` or `swap`), answered at once with the \
         violations of the changed routes and the cost and ETA delta from the solver's route evaluation (no re-solve). \
+        A `move` with `start` (RFC 3339, on the plan's date) pins the visit's earliest start: it waits until then, \
+        goes where that time falls on the route (without `position`) and keeps the pin in later changes. \
         Stored as a new draft version unless `dry_run`. Roles: admin, dispatcher.",
     params(("date" = String, Path, description = "YYYY-MM-DD")),
     request_body = ChangeRequest,
@@ -322,12 +324,49 @@ pub async fn change(
     let before_plan = current.document.clone();
     let current_version = current.version;
     let (evaluated, routes, mut answer) = tokio::task::spawn_blocking(move || {
-        let model = DayModel::new(input)?;
-        let (routes, changed) = apply(&model, &before_routes, &change)?;
-        let impossible: Vec<Violation> = changed
+        // Visits moved in time keep their pin (`RouteStop::not_before`) in every
+        // evaluation: the model of each set of routes is compiled with its pins.
+        let before_pins = DayModel::pins(&before_routes);
+        let before_model = DayModel::with_pins(input.clone(), &before_pins)?;
+        let (routes, changed) = apply(&before_model, date, &before_routes, &before_plan, &change)?;
+        let after_pins = DayModel::pins(&routes);
+        let after_model = if after_pins == before_pins {
+            None
+        } else {
+            Some(DayModel::with_pins(input.clone(), &after_pins)?)
+        };
+        let model = after_model.as_ref().unwrap_or(&before_model);
+        let mut impossible: Vec<Violation> = changed
             .iter()
             .flat_map(|t| model.incompatible(t, routes.get(t).map_or(&[][..], |r| r)))
             .collect();
+        if !impossible.is_empty() && !after_pins.is_empty() {
+            // A visit pinned so late that it cannot end within the shift (overtime
+            // included) is refused too; say so rather than blame skills or territory.
+            let plain = DayModel::new(input)?;
+            for v in &mut impossible {
+                let (Some(t), Some(job)) = (&v.technician, &v.job) else {
+                    continue;
+                };
+                let Some(pin) = after_pins.get(job) else {
+                    continue;
+                };
+                let stop = [RouteStop {
+                    job: job.clone(),
+                    locked: false,
+                    not_before: None,
+                }];
+                if plain.incompatible(t, &stop).is_empty() {
+                    v.code = "shift_overrun".into();
+                    v.check_code = "pinned_start_after_shift".into();
+                    v.message = format!(
+                        "`{t}` cannot start `{job}` at {} or later and finish it within the shift \
+                         (overtime included)",
+                        pin.to_rfc3339()
+                    );
+                }
+            }
+        }
         if !impossible.is_empty() {
             // No timing exists for a visit the technician may not do: answered, not stored.
             return Ok((
@@ -338,7 +377,8 @@ pub async fn change(
         }
         let evaluated = model.evaluate(&routes)?;
         let answer = answer(
-            &model,
+            &before_model,
+            model,
             &before_routes,
             &before_plan,
             &routes,

@@ -5,20 +5,29 @@
 
 use super::error::{ApiError, ErrorDetail};
 use super::plan_eval::{DayModel, DayRoutes, RouteStop, Violation};
+use chrono::{DateTime, NaiveDate, Utc};
 use despacho_solver::field::plan::Plan;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 use utoipa::ToSchema;
 
-/// `{"move": {"job", "to", "position"}}`: the job goes to technician `to` at `position`
-/// (0 = first visit; the route's length or more = last). The job may be unplanned.
+/// `{"move": {"job", "to", "position", "start"}}`: the job goes to technician `to` at
+/// `position` (0 = first visit; the route's length = last). The job may be unplanned.
+/// With `start` (RFC 3339, in the plan's day) the visit starts no earlier than that
+/// time (it waits if the technician is there sooner), and, without `position`, goes
+/// where that time falls among the route's planned starts. A move without `start`
+/// drops an earlier time pin of the job.
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoveJob {
     pub job: String,
     pub to: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<usize>,
+    /// Earliest start of the visit, RFC 3339 with an offset (`2026-03-02T14:00:00+01:00`),
+    /// on the plan's date in the day's time zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
@@ -124,11 +133,48 @@ fn invalid(path: String, code: &str, message: String) -> ApiError {
     ApiError::validation(vec![ErrorDetail::new(path, code, message)])
 }
 
-/// Applies `change` to a copy of `routes`; returns the new routes and the technicians
+/// The `start` of a move: an instant on `date` in the day's time zone (422 naming
+/// `$.move.start` otherwise).
+fn requested_start(
+    model: &DayModel,
+    date: NaiveDate,
+    start: &str,
+) -> Result<DateTime<Utc>, ApiError> {
+    let path = "$.move.start".to_owned();
+    let at = DateTime::parse_from_rfc3339(start).map_err(|e| {
+        invalid(
+            path.clone(),
+            "invalid_time",
+            format!(
+                "`{start}` is not an RFC 3339 time with an offset (2026-03-02T14:00:00+01:00): {e}"
+            ),
+        )
+    })?;
+    let local = match model.input.time_zone.parse::<chrono_tz::Tz>() {
+        Ok(tz) => at.with_timezone(&tz).date_naive(),
+        Err(_) => at.date_naive(),
+    };
+    if local != date {
+        return Err(invalid(
+            path,
+            "other_day",
+            format!(
+                "`{start}` is on {local} in the day's time zone ({}); the plan is for {date}",
+                model.input.time_zone
+            ),
+        ));
+    }
+    Ok(at.with_timezone(&Utc))
+}
+
+/// Applies `change` to a copy of `routes` (`before`: their evaluation, for the
+/// position a move's `start` falls at); returns the new routes and the technicians
 /// whose routes changed.
 pub fn apply(
     model: &DayModel,
+    date: NaiveDate,
     routes: &DayRoutes,
+    before: &Plan,
     change: &Change,
 ) -> Result<(DayRoutes, BTreeSet<String>), ApiError> {
     let base = ChangeRequest::base(change);
@@ -164,6 +210,11 @@ pub fn apply(
                     format!("`{}` is not a technician working this day", m.to),
                 ));
             }
+            let pin = m
+                .start
+                .as_deref()
+                .map(|s| requested_start(model, date, s))
+                .transpose()?;
             let mut locked = false;
             if let Some((from, p)) = find(&new, &m.job) {
                 locked = new.get_mut(&from).expect("found").remove(p).locked;
@@ -184,13 +235,32 @@ pub fn apply(
                     ))
                 }
                 Some(p) => p,
-                None => target.len(),
+                // Before the first visit planned to start at or after the time asked.
+                None => match pin {
+                    Some(pin) => {
+                        let starts: HashMap<&str, DateTime<Utc>> = before
+                            .routes
+                            .iter()
+                            .flat_map(|r| r.stops.iter())
+                            .filter_map(|s| {
+                                let t = DateTime::parse_from_rfc3339(&s.start).ok()?;
+                                Some((s.job.as_str(), t.with_timezone(&Utc)))
+                            })
+                            .collect();
+                        target
+                            .iter()
+                            .position(|s| starts.get(s.job.as_str()).is_some_and(|&t| t >= pin))
+                            .unwrap_or(target.len())
+                    }
+                    None => target.len(),
+                },
             };
             target.insert(
                 position,
                 RouteStop {
                     job: m.job.clone(),
                     locked,
+                    not_before: pin,
                 },
             );
             changed.insert(m.to.clone());
@@ -273,8 +343,11 @@ pub struct ChangeAnswer {
 }
 
 /// Prices and times the change: `before` is the stored plan, `after` the evaluation of
-/// the new routes.
+/// the new routes; `model` times the routes after the change, `before_model` those
+/// before (they differ when the change pins or unpins a start).
+#[allow(clippy::too_many_arguments)]
 pub fn answer(
+    before_model: &DayModel,
     model: &DayModel,
     before_routes: &DayRoutes,
     before: &Plan,
@@ -287,7 +360,7 @@ pub fn answer(
     let mut cost_delta = 0.0;
     let mut routes = Vec::new();
     for t in changed {
-        let (cost_before, _) = model.route_cost(t, before_routes.get(t).unwrap_or(&empty));
+        let (cost_before, _) = before_model.route_cost(t, before_routes.get(t).unwrap_or(&empty));
         let (cost_after, warp) = model.route_cost(t, after_routes.get(t).unwrap_or(&empty));
         cost_delta += cost_after - cost_before;
         routes.push(RouteDelta {

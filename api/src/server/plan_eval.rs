@@ -6,9 +6,10 @@
 //! order evaluated, feasible or not.
 
 use super::error::ApiError;
+use chrono::{DateTime, Utc};
 use despacho_solver::field::check::{check_plan, PlanViolation};
 use despacho_solver::field::compile::{compile, Compiled};
-use despacho_solver::field::input::ProblemInput;
+use despacho_solver::field::input::{ProblemInput, WindowInput};
 use despacho_solver::field::plan::Plan;
 use despacho_solver::field::solve::build_plan;
 use despacho_solver::{schedule_route, Cost, Route, Solution};
@@ -22,6 +23,10 @@ pub struct RouteStop {
     pub job: String,
     /// Kept with this technician, in this order, when the day is optimised again.
     pub locked: bool,
+    /// The dispatcher moved the visit in time: it starts no earlier than this (it waits
+    /// if the technician is there sooner). Kept by every later change of the day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A day's routes: technician id → visits in order (technicians without visits absent).
@@ -61,7 +66,61 @@ pub struct DayModel {
 impl DayModel {
     /// Compiles the day's problem (validation, travel matrices).
     pub fn new(input: ProblemInput) -> Result<DayModel, ApiError> {
-        let compiled = compile(&input, &HashMap::new()).map_err(ApiError::from)?;
+        DayModel::with_pins(input, &BTreeMap::new())
+    }
+
+    /// The visits of `routes` moved in time: job id → earliest start.
+    pub fn pins(routes: &DayRoutes) -> BTreeMap<String, DateTime<Utc>> {
+        routes
+            .values()
+            .flatten()
+            .filter_map(|s| Some((s.job.clone(), s.not_before?)))
+            .collect()
+    }
+
+    /// Compiles the day with each pinned job's start no earlier than its pin.
+    ///
+    /// The solver's route evaluation knows time windows but no "start no earlier than"
+    /// (its `pinned_start` is an exact start). So, for the timing only, each pinned
+    /// job's windows are cut to start at the pin: windows that end before it are
+    /// dropped, and when none is left the job gets the single window `[pin, pin + 1 min]`
+    /// (the visit then starts at the pin, or is late like any visit arriving after its
+    /// window). A job whose own input pins an exact start keeps it. `input`, kept as given, is what the checker judges the plan against,
+    /// so a pin after the job's promised window shows as `window_missed`.
+    pub fn with_pins(
+        input: ProblemInput,
+        pins: &BTreeMap<String, DateTime<Utc>>,
+    ) -> Result<DayModel, ApiError> {
+        let compiled = if pins.is_empty() {
+            compile(&input, &HashMap::new())
+        } else {
+            let mut timed = input.clone();
+            for job in &mut timed.jobs {
+                let Some(&pin) = pins.get(&job.id) else {
+                    continue;
+                };
+                if job.pinned_start.is_some() {
+                    continue; // an exact start pinned in the job itself wins
+                }
+                let offset = job.windows.first().map_or_else(
+                    || chrono::FixedOffset::east_opt(0).expect("UTC"),
+                    |w| *w.start.offset(),
+                );
+                let pin = pin.with_timezone(&offset);
+                job.windows.retain(|w| w.end > pin);
+                for w in &mut job.windows {
+                    w.start = w.start.max(pin);
+                }
+                if job.windows.is_empty() {
+                    job.windows.push(WindowInput {
+                        start: pin,
+                        end: pin + chrono::Duration::minutes(1),
+                    });
+                }
+            }
+            compile(&timed, &HashMap::new())
+        }
+        .map_err(ApiError::from)?;
         let vehicle = compiled
             .vehicles
             .iter()
@@ -236,6 +295,7 @@ pub fn routes_of(plan: &Plan, locked: &std::collections::HashSet<String>) -> Day
                     .map(|s| RouteStop {
                         job: s.job.clone(),
                         locked: locked.contains(&s.job),
+                        not_before: None,
                     })
                     .collect(),
             )

@@ -76,6 +76,7 @@ struct StopRow {
     technician_id: String,
     job_id: String,
     locked: bool,
+    not_before: Option<DateTime<Utc>>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -123,7 +124,7 @@ pub async fn latest(
     let Some(row) = row else { return Ok(None) };
     let stops: Vec<StopRow> = on_tx!(tx, |conn| {
         sqlx::query_as(
-            "SELECT technician_id, job_id, locked FROM plan_stops WHERE plan_id = $1 \
+            "SELECT technician_id, job_id, locked, not_before FROM plan_stops WHERE plan_id = $1 \
              ORDER BY technician_id, position",
         )
         .bind(&row.id)
@@ -135,6 +136,7 @@ pub async fn latest(
         routes.entry(s.technician_id).or_default().push(RouteStop {
             job: s.job_id,
             locked: s.locked,
+            not_before: s.not_before,
         });
     }
     Ok(Some(StoredPlan {
@@ -242,7 +244,8 @@ pub async fn insert_version(
             on_tx!(tx, |conn| {
                 sqlx::query(
                     "INSERT INTO plan_stops (plan_id, technician_id, position, job_id, \
-                     planned_start, planned_end, locked) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                     planned_start, planned_end, locked, not_before) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
                 .bind(&id)
                 .bind(technician)
@@ -251,6 +254,7 @@ pub async fn insert_version(
                 .bind(start)
                 .bind(end)
                 .bind(stop.locked)
+                .bind(stop.not_before)
                 .execute(&mut *conn)
                 .await
                 .map(|r| r.rows_affected())

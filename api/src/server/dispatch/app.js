@@ -51,6 +51,9 @@ async function api(method, path, body) {
 
 const hhmm = (t) => (t || "").slice(11, 16);
 const minutesOf = (t) => { const d = new Date(t); return d.getTime() / 60000; };
+// The plan's UTC offset ("-03:00"), from the first route's start; null without routes.
+const planOffset = () => (view && view.plan.routes[0] ? view.plan.routes[0].start.slice(19) : null);
+const offsetMinutes = (o) => (o[0] === "-" ? -1 : 1) * (Number(o.slice(1, 3)) * 60 + Number(o.slice(4, 6)));
 const color = (i) => COLORS[i % COLORS.length];
 
 async function load() {
@@ -292,7 +295,20 @@ function renderTimeline() {
         ev.preventDefault();
         lane.classList.remove("drop");
         const job = ev.dataTransfer.getData("text/plain");
-        if (job) { select(job); $("move-to").value = t; $("move-pos").value = ""; check(); }
+        if (!job) return;
+        select(job);
+        $("move-to").value = t;
+        $("move-pos").value = "";
+        // Where on the row it was dropped is the time asked (5-minute steps): the visit
+        // starts no earlier than that (the API's `move.start`).
+        const box = track.getBoundingClientRect();
+        const o = planOffset();
+        if (o && box.width > 0) {
+          const m = t0 + Math.min(Math.max((ev.clientX - box.left) / box.width, 0), 1) * (t1 - t0);
+          const local = ((Math.round((m + offsetMinutes(o)) / 5) * 5) % 1440 + 1440) % 1440;
+          $("move-start").value = String(Math.floor(local / 60)).padStart(2, "0") + ":" + String(local % 60).padStart(2, "0");
+        }
+        check();
       },
     }, el("div", { class: "who", title: t }, t + (r ? " · " + r.stops.length : "")), track);
     tl.append(lane);
@@ -328,6 +344,7 @@ function renderTechs() {
 function select(job) {
   selected = job;
   pending = null;
+  $("move-start").value = "";
   $("feedback").replaceChildren();
   renderSelection();
   document.querySelectorAll("button.seg.work").forEach((b) => b.classList.toggle("selected", b.dataset.job === job));
@@ -355,6 +372,8 @@ function moveBody() {
   const pos = $("move-pos").value;
   const m = { job: selected, to: $("move-to").value };
   if (pos !== "") m.position = Number(pos);
+  const at = $("move-start").value, o = planOffset();
+  if (at && o) m.start = $("date").value + "T" + at + ":00" + o;
   return { move: m, version: view.version };
 }
 
