@@ -507,15 +507,23 @@ impl PushRun<'_> {
         record: &JobRecord,
         recorded: &despacho_mobile_sync::RecordedFact,
     ) -> Result<Vec<Value>, ApiError> {
-        const JOB: &str = "SELECT customer_id, booking_id FROM jobs WHERE id = $1";
+        // The job's customer and booking, read only by the facts that need them (notes,
+        // the commonest facts, need neither).
+        async fn links(
+            tx: &mut Tx,
+            job: &str,
+        ) -> Result<(Option<String>, Option<String>), ApiError> {
+            const JOB: &str = "SELECT customer_id, booking_id FROM jobs WHERE id = $1";
+            Ok(on_tx!(tx, |conn| {
+                sqlx::query_as(JOB).bind(job).fetch_one(&mut *conn).await
+            })?)
+        }
         let fact = &recorded.fact;
         let job = &fact.job.0;
-        let (customer, booking): (Option<String>, Option<String>) = on_tx!(tx, |conn| {
-            sqlx::query_as(JOB).bind(job).fetch_one(&mut *conn).await
-        })?;
         let technician = &recorded.technician.0;
         match &fact.kind {
             FactKind::Status { status, reason } => {
+                let (_, booking) = links(tx, job).await?;
                 let mut flags = Vec::new();
                 if let Some(booking) = &booking {
                     let s = job_lifecycle::StatusFact {
@@ -534,6 +542,7 @@ impl PushRun<'_> {
                 Ok(flags)
             }
             FactKind::Equipment { serial, action } => {
+                let (customer, _) = links(tx, job).await?;
                 let f = equipment::SerialFact {
                     fact: &fact.id.0,
                     job,
