@@ -54,6 +54,22 @@ try {
     await page.click("#optimize");
     await page.waitForSelector("text=Optimised: version 3");
   }
+
+  // One territory: fewer rows, its own KPIs; publishing it keeps the rest a draft.
+  await page.selectOption("#territory", "sp-oeste");
+  await page.waitForSelector("#status:has-text('territory sp-oeste.')", { timeout: 15000 });
+  const westLanes = await page.locator("#timeline .lane").count();
+  assert.ok(westLanes > 0 && westLanes < lanes, `territory rows: ${westLanes} of ${lanes}`);
+  assert.match(await page.locator("#kpis dt:text('Jobs planned') + dd").textContent(), /^\d+ \/ \d+$/);
+  await page.screenshot({ path: `${shots}/dispatch-territory.png`, fullPage: false });
+  await page.click("#publish");
+  await page.waitForSelector("text=Published territory sp-oeste", { timeout: 15000 }).catch(async (e) => {
+    throw new Error(`territory not published: ${await page.locator("#status").textContent()}`, { cause: e });
+  });
+  assert.match(await page.locator("#status").textContent(), /other changes stay draft version \d+/);
+  await page.selectOption("#territory", "");
+  await page.waitForSelector("#status:has-text('(draft) of')", { timeout: 15000 });
+  assert.equal(await page.locator("#timeline .lane").count(), lanes);
   await page.click("#publish");
   await page.waitForSelector("#badge.published", { timeout: 10000 }).catch(async (e) => {
     throw new Error(`not published: ${await page.locator("#status").textContent()}`, { cause: e });
@@ -69,9 +85,79 @@ try {
   assert.ok(await page.locator("#run").isHidden(), "the run box is gone");
   assert.match(await page.locator("#badge").textContent(), /published/);
   await page.screenshot({ path: `${shots}/dispatch-published.png`, fullPage: false });
+  // Keyboard only: Tab reaches the timeline once, the arrows pick a visit, Enter selects
+  // it; the move panel's technician, Check and Apply by keys; no mouse event at all.
+  await page.focus("#key");
+  let tabs = 0;
+  while (!(await page.evaluate(() => document.activeElement.matches("button.seg.work")))) {
+    await page.keyboard.press("Tab");
+    assert.ok(++tabs < 40, "Tab never reaches the timeline");
+  }
+  await page.keyboard.press("ArrowDown");
+  await page.keyboard.press("ArrowRight");
+  const kbJob = await page.evaluate(() => document.activeElement.dataset.job);
+  const kbFrom = await page.evaluate(() => document.activeElement.closest(".lane").dataset.tech);
+  await page.keyboard.press("Enter");
+  await page.waitForFunction((j) => document.querySelector("#selected").textContent.startsWith(j), kbJob);
+  // The whole timeline is one Tab stop: the next Tab is the move panel.
+  await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate(() => document.activeElement.id), "move-to");
+  const techs = await page.locator("#move-to option").allTextContents();
+  let kbTo = await page.inputValue("#move-to");
+  for (let k = 0; k < techs.length && kbTo === kbFrom; k++) {
+    await page.keyboard.press("ArrowDown");
+    kbTo = await page.inputValue("#move-to");
+  }
+  assert.notEqual(kbTo, kbFrom, "another technician picked by keys");
+  for (const id of ["move-pos", "move-start", "check"]) {
+    await page.keyboard.press("Tab");
+    assert.equal(await page.evaluate(() => document.activeElement.id), id);
+  }
+  await page.keyboard.press("Enter");
+  await page.waitForSelector("#feedback p.ok, #feedback p.bad");
+  const kbVerdict = await page.locator("#feedback p").first().textContent();
+  if (await page.locator("#apply").count()) {
+    assert.equal(await page.evaluate(() => document.activeElement.id), "apply");
+    await page.keyboard.press("Enter");
+    await page.waitForSelector("text=/Applied: version \\d+\\./");
+    assert.equal(await page.locator(`#timeline .lane[data-tech="${kbTo}"] button.seg.work[data-job="${kbJob}"]`).count(), 1,
+      `${kbJob} moved to ${kbTo} by keyboard`);
+  }
+  await page.screenshot({ path: `${shots}/dispatch-keyboard.png`, fullPage: false });
+
+  // Drag in time: a visit dropped further right on its own row asks for that start; the
+  // applied plan starts it no earlier.
+  const lane0 = page.locator("#timeline .lane").nth(0);
+  const visit = lane0.locator("button.seg.work").first();
+  const timed = await visit.getAttribute("data-job");
+  const track = await lane0.locator(".track").boundingBox();
+  await visit.dragTo(lane0.locator(".track"), { targetPosition: { x: track.width * 0.8, y: track.height / 2 } });
+  await page.waitForSelector("#feedback p.ok, #feedback p.bad");
+  const asked = await page.inputValue("#move-start");
+  assert.match(asked, /^\d\d:\d\d$/, "the drop gives a start time");
+  if (await page.locator("#apply").count()) {
+    await page.click("#apply");
+    await page.waitForSelector("text=/Applied: version \\d+\\./");
+    const label = await page.locator(`button.seg.work[data-job="${timed}"]`).getAttribute("aria-label");
+    const start = label.match(/(\d\d:\d\d) to/)[1];
+    assert.ok(start >= asked, `${timed} starts at ${start}, asked ${asked}`);
+  } else {
+    assert.match(await page.locator("#feedback").textContent(), /Refused|window|shift/);
+  }
+
+  // A laptop screen: everything fits the width (no horizontal scrolling).
+  await page.setViewportSize({ width: 1366, height: 768 });
+  await page.waitForTimeout(200);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `horizontal scroll on a 1366 px screen: ${overflow} px`);
+  await page.screenshot({ path: `${shots}/dispatch-laptop.png`, fullPage: false });
+
+  assert.equal(await page.locator("#map image").count(), 0, "no tiles without a tile server");
   assert.deepEqual(external, [], "no request leaves the server");
   assert.deepEqual(errors, [], "no script error");
-  console.log(`e2e ok: ${lanes} technicians, ${visits} visits, moved ${job} (${verdict}), published`);
+  console.log(`e2e ok: ${lanes} technicians, ${visits} visits, moved ${job} (${verdict}), territory sp-oeste ` +
+    `(${westLanes} technicians) published, keyboard move of ${kbJob} ${kbFrom} → ${kbTo} (${kbVerdict}), ` +
+    `${timed} dragged to ${asked}, laptop width fits`);
 } finally {
   await browser.close();
 }

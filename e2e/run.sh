@@ -18,15 +18,31 @@ target="${CARGO_TARGET_DIR:-$root/target}"
 [[ "${E2E_NO_BUILD:-}" == 1 ]] || (cd "$root" && cargo build -p despacho-api --bin despacho)
 work="$(mktemp -d)"
 port="${E2E_PORT:-18188}"
-"$target/debug/despacho" serve --demo --no-worker --listen "127.0.0.1:$port" \
-  --database-url "sqlite://$work/despacho.db" > "$work/out.txt" 2> "$work/err.txt" &
-server=$!
-trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 1 100); do
-  grep -q "listening on" "$work/out.txt" 2>/dev/null && break
-  sleep 0.2
-done
-key="$(awk '$1 == "dispatcher" {print $2}' "$work/out.txt")"
-[[ -n "$key" ]] || { cat "$work/out.txt" "$work/err.txt"; echo "no dispatcher key"; exit 1; }
+servers=()
+trap 'for p in "${servers[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
+
+# serve NAME PORT [ARGS...]: starts `despacho serve --demo` on its own SQLite file and
+# sets $key to its dispatcher key.
+serve() {
+  local name="$1" at="$2"
+  shift 2
+  mkdir -p "$work/$name"
+  "$target/debug/despacho" serve --demo --no-worker --listen "127.0.0.1:$at" \
+    --database-url "sqlite://$work/$name/despacho.db" "$@" > "$work/$name/out.txt" 2> "$work/$name/err.txt" &
+  servers+=($!)
+  for _ in $(seq 1 100); do
+    grep -q "listening on" "$work/$name/out.txt" 2>/dev/null && break
+    sleep 0.2
+  done
+  key="$(awk '$1 == "dispatcher" {print $2}' "$work/$name/out.txt")"
+  [[ -n "$key" ]] || { cat "$work/$name/out.txt" "$work/$name/err.txt"; echo "no dispatcher key"; exit 1; }
+}
+
 date="$(TZ=America/Sao_Paulo date +%F)"
+serve plain "$port"
 CHROMIUM="$chromium" node dispatch.mjs "http://127.0.0.1:$port" "$key" "$date" "$root/docs"
+
+# The map over a tile server (tiles.mjs serves the tiles itself).
+tiles=$((port + 1))
+serve tiles $((port + 2)) --map-tiles "http://127.0.0.1:$tiles/{z}/{x}/{y}.png" --map-attribution "test tiles"
+CHROMIUM="$chromium" node tiles.mjs "http://127.0.0.1:$((port + 2))" "$key" "$date" "$root/docs" "$tiles"

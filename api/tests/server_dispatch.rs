@@ -562,6 +562,36 @@ async fn a_move_in_time_with_a_bad_start_is_a_422_naming_it(s: TestServer) {
 }
 both_backends!(a_move_in_time_with_a_bad_start_is_a_422_naming_it);
 
+/// A visit moved in time keeps its time when the day is optimised again: the search
+/// sees the pin as the start of the job's windows, and the new version keeps the pin.
+async fn a_move_in_time_survives_reoptimisation(s: TestServer) {
+    let key = setup(&s).await;
+    optimize(&s, &key, 1).await;
+    let pin = json!(format!("{DAY}T15:00:00-03:00"));
+    let a = change(
+        &s,
+        &key,
+        json!({"move": {"job": "p2", "to": "t2", "start": pin}}),
+    )
+    .await;
+    assert_eq!(a["applied"], true, "{a}");
+    for seed in [1, 7] {
+        let again = optimize(&s, &key, seed).await;
+        assert_eq!(again["origin"], "optimize");
+        let p2 = stop_of(&again, "p2");
+        assert!(
+            instant(&p2["start"]) >= instant(&pin),
+            "seed {seed}: p2 starts before its pin: {p2}"
+        );
+        assert_eq!(pinned_stops(&s, &again).await, 1, "seed {seed}");
+        assert!(
+            again["violations"].as_array().unwrap().is_empty(),
+            "{again}"
+        );
+    }
+}
+both_backends!(a_move_in_time_survives_reoptimisation);
+
 async fn locked_jobs_keep_technician_and_order_across_reoptimisation(s: TestServer) {
     let key = setup(&s).await;
     let view = optimize(&s, &key, 1).await;
@@ -817,28 +847,6 @@ async fn kpis_list_visits_at_risk_of_their_sla(s: TestServer) {
     }
 }
 both_backends!(kpis_list_visits_at_risk_of_their_sla);
-
-/// Everything a fresh pull (no cookie) of `technician`'s phone shows: key → value.
-async fn phone_view(s: &TestServer, key: &str, technician: &str) -> serde_json::Map<String, Value> {
-    let body =
-        json!({"schema_version": 1, "message": {"client_id": format!("phone-{technician}")}});
-    let r = s.post("/v1/sync/pull", Some(key), &body).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let mut view = serde_json::Map::new();
-    for op in r.json["message"]["patch"].as_array().unwrap() {
-        match op["op"].as_str().unwrap() {
-            "clear" => view.clear(),
-            "put" => {
-                view.insert(op["key"].as_str().unwrap().to_owned(), op["value"].clone());
-            }
-            "del" => {
-                view.remove(op["key"].as_str().unwrap());
-            }
-            other => panic!("unknown op {other}"),
-        }
-    }
-    view
-}
 
 /// The phone shows exactly the technician's published visits, in order, with the
 /// plan's times.

@@ -33,7 +33,7 @@ async fn probes_answer(s: TestServer) {
     assert_eq!(r.json["status"], "unavailable");
 }
 
-const ENDPOINTS: [(&str, &str); 62] = [
+const ENDPOINTS: [(&str, &str); 67] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("post", "/v1/api-keys"),
@@ -96,6 +96,11 @@ const ENDPOINTS: [(&str, &str); 62] = [
     ("get", "/v1/reports/upsells"),
     ("get", "/v1/customers/{id}/equipment"),
     ("put", "/v1/customers/{id}/equipment/{serial}"),
+    ("post", "/v1/territories"),
+    ("get", "/v1/territories"),
+    ("get", "/v1/territories/{id}"),
+    ("put", "/v1/territories/{id}"),
+    ("delete", "/v1/territories/{id}"),
 ];
 
 fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {

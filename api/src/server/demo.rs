@@ -2,8 +2,9 @@
 //!
 //! On an empty database (no technician, customer or job) it loads a generated São Paulo
 //! operation — 20 technicians working the 5 days from today (in São Paulo's time zone),
-//! 600 jobs (about 6 per technician-day), one customer per job — and the operation's
-//! settings. On a database with data it loads nothing, so restarting adds nothing.
+//! 600 jobs (about 6 per technician-day), one customer per job — the operation's
+//! settings, and two territories (the city's west and east halves, split at the
+//! median job longitude, each with the technicians who live in it). On a database with data it loads nothing, so restarting adds nothing.
 //!
 //! Every start it also makes one API key per role (named `demo <role>`), revoking the
 //! previous demo keys, and returns their secrets to be printed: only hashes are stored,
@@ -17,8 +18,10 @@ use super::error::ApiError;
 use super::jobs;
 use super::settings::{put_settings, Settings};
 use super::technicians;
+use super::territories::{self, TerritoryInput};
 use chrono::{NaiveDate, Utc};
 use despacho_solver::field::generate::{generate, City, GeneratorConfig};
+use despacho_solver::field::input::{ProblemInput, Territory};
 
 pub const DEMO_TECHNICIANS: usize = 20;
 pub const DEMO_DAYS: usize = 5;
@@ -81,6 +84,9 @@ pub async fn load(db: &Db) -> Result<DemoReport, ApiError> {
                 .await?;
                 for t in &problem.technicians {
                     technicians::upsert(tx, t, now).await?;
+                }
+                for territory in demo_territories(&problem) {
+                    territories::upsert(tx, &territory, now).await?;
                 }
                 let mut rng = fastrand::Rng::with_seed(DEMO_SEED);
                 for (i, job) in problem.jobs.iter().enumerate() {
@@ -154,6 +160,62 @@ pub async fn load(db: &Db) -> Result<DemoReport, ApiError> {
         })
     })
     .await
+}
+
+/// The city's west and east halves: one rectangle around every job and home, cut at
+/// the median job longitude; each technician joins the half their home is in.
+fn demo_territories(problem: &ProblemInput) -> Vec<TerritoryInput> {
+    let points = problem
+        .jobs
+        .iter()
+        .map(|j| (j.place.lon, j.place.lat))
+        .chain(problem.technicians.iter().map(|t| (t.home.lon, t.home.lat)));
+    let (mut west, mut east, mut south, mut north) = (180.0f64, -180.0f64, 90.0f64, -90.0f64);
+    for (lon, lat) in points {
+        west = west.min(lon);
+        east = east.max(lon);
+        south = south.min(lat);
+        north = north.max(lat);
+    }
+    let margin = 0.02; // about 2 km: nothing sits on the outer edge
+    let (west, east, south, north) = (west - margin, east + margin, south - margin, north + margin);
+    let mut lons: Vec<f64> = problem.jobs.iter().map(|j| j.place.lon).collect();
+    lons.sort_by(f64::total_cmp);
+    let cut = lons
+        .get(lons.len() / 2)
+        .copied()
+        .unwrap_or((west + east) / 2.0);
+    // Counter-clockwise rings, as RFC 7946 wants.
+    let rectangle = |w: f64, e: f64| Territory::Polygon {
+        coordinates: vec![vec![
+            [w, south],
+            [e, south],
+            [e, north],
+            [w, north],
+            [w, south],
+        ]],
+    };
+    let halves = [
+        ("sp-oeste", "São Paulo Oeste", west, cut),
+        ("sp-leste", "São Paulo Leste", cut, east),
+    ];
+    halves
+        .iter()
+        .map(|&(id, name, w, e)| TerritoryInput {
+            id: id.into(),
+            name: name.into(),
+            area: rectangle(w, e),
+            technicians: problem
+                .technicians
+                .iter()
+                .filter(|t| {
+                    let west_half = t.home.lon < cut;
+                    (id == "sp-oeste") == west_half
+                })
+                .map(|t| t.id.clone())
+                .collect(),
+        })
+        .collect()
 }
 
 fn key_name(role: Role) -> String {

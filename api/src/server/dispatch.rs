@@ -5,7 +5,7 @@
 //! | `POST /v1/plans/{date}/optimize` | queue a run that solves the day (locked visits kept) into a new draft version |
 //! | `GET /v1/plans/{date}` | the day's latest version: routes, times, unassigned with reasons, violations, KPIs |
 //! | `POST /v1/plans/{date}/changes` | move (optionally in time) / unassign / lock / unlock / swap, answered with feasibility and delta |
-//! | `POST /v1/plans/{date}/publish` | the latest draft becomes the published plan |
+//! | `POST /v1/plans/{date}/publish` | the latest draft (or one territory of it) becomes the published plan |
 //! | `GET /v1/plans/{date}/audit` | who changed what, when |
 //!
 //! Optimising queues a background run ([`super::plan_runs`]); the problem is built as
@@ -13,7 +13,7 @@
 //! windows), and the previous published plan is the solver's stability reference.
 
 use super::auth::{roles, Auth};
-use super::body::Body;
+use super::body::{Body, Query};
 use super::db::now;
 use super::error::{ApiError, ErrorDetail};
 use super::kpis::{day_kpis, with_upsells, DayKpis};
@@ -22,8 +22,10 @@ use super::plan_eval::{DayModel, RouteStop, Violation};
 use super::plan_publish;
 use super::plan_runs::{self, RunWorker, RunWorkerConfig};
 use super::plan_store::{self, AuditEntry, StoredPlan};
-use super::plans::{day_problem, MAX_SECONDS};
+use super::plans::{day_problem, day_problem_and_territories, MAX_SECONDS};
 use super::state::AppState;
+use super::territories::{Scope, TerritoryQuery};
+use super::territory_publish::publish_territory;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -72,6 +74,10 @@ pub struct OptimizeRequest {
     /// run (202). For scripts and tests; the page polls the run instead.
     #[serde(default)]
     pub wait: bool,
+    /// Re-plan only this territory's technicians and jobs; the other routes stay as they
+    /// are in the latest version when the run ends. Default: the whole day.
+    #[serde(default)]
+    pub territory: Option<String>,
 }
 
 /// A place on the map.
@@ -150,7 +156,17 @@ async fn view(
     state: &AppState,
     input: &ProblemInput,
     stored: StoredPlan,
+    scope: Option<&Scope>,
 ) -> Result<PlanView, ApiError> {
+    let scoped;
+    let (input, stored) = match scope {
+        None => (input, stored),
+        Some(scope) => {
+            scoped = scope.problem(input);
+            let stored = territory_plan(scope, &scoped, stored).await?;
+            (&scoped, stored)
+        }
+    };
     let mut tx = state.db.begin_read().await?;
     let published = plan_store::latest(&mut tx, stored.date, true).await?;
     let published_version = published.map(|p| p.version);
@@ -158,8 +174,11 @@ async fn view(
         Some(v) => plan_store::audit_log(&mut tx, stored.date, Some(v)).await?,
         None => Vec::new(),
     };
-    let upsells = super::upsells::figures_in(&mut tx, stored.date, stored.date, None).await?;
+    let mut upsells = super::upsells::figures_in(&mut tx, stored.date, stored.date, None).await?;
     tx.rollback().await?;
+    if let Some(scope) = scope {
+        upsells.retain(|row| scope.has_technician(&row.technician));
+    }
     let locked = stored
         .routes
         .values()
@@ -190,6 +209,40 @@ async fn view(
     })
 }
 
+/// `stored` seen from one territory: its technicians' routes evaluated against the
+/// territory's part of the day (`scoped`), so routes, unassigned jobs, violations and
+/// KPIs are the territory's own.
+async fn territory_plan(
+    scope: &Scope,
+    scoped: &ProblemInput,
+    stored: StoredPlan,
+) -> Result<StoredPlan, ApiError> {
+    if scoped.technicians.is_empty() {
+        return Err(ApiError::conflict(
+            "no_technicians_in_territory",
+            format!(
+                "no technician of territory `{}` works on {}; add members or shifts, or view the whole day",
+                scope.territory, stored.date
+            ),
+        ));
+    }
+    let routes = scope.routes(&stored.routes);
+    let input = scoped.clone();
+    let (evaluated, routes) = tokio::task::spawn_blocking(move || {
+        let model = DayModel::with_pins(input, &DayModel::pins(&routes))?;
+        Ok::<_, ApiError>((model.evaluate(&routes)?, routes))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("the evaluation failed: {e}")))??;
+    Ok(StoredPlan {
+        territory: Some(scope.territory.clone()),
+        document: evaluated.plan,
+        violations: evaluated.violations,
+        routes,
+        ..stored
+    })
+}
+
 #[utoipa::path(post, path = "/v1/plans/{date}/optimize", tag = "dispatch", security(("bearer" = [])),
     description = "Queues a background optimisation run of the day (202 with the run; follow it with \
         `GET /v1/plan-runs/{id}`). Any node's run worker solves it within the time budget and stores the \
@@ -216,10 +269,21 @@ pub async fn optimize(
     } else {
         body.json_object()?
     };
-    let run_request = plan_runs::checked_request(date, request.seconds, request.seed, MAX_SECONDS)?;
+    let mut run_request =
+        plan_runs::checked_request(date, request.seconds, request.seed, MAX_SECONDS)?;
     // The day must make a problem at all (settings, technicians' data) before a run is
     // queued; the solver's own validation happens in the run.
-    let input = day_problem(&state, date).await?;
+    let (input, territories) = day_problem_and_territories(&state, date).await?;
+    if let Some(t) = &request.territory {
+        if !territories.contains(t) {
+            return Err(ApiError::validation(vec![ErrorDetail::new(
+                "$.territory",
+                "unknown_territory",
+                format!("there is no territory `{t}` (see GET /v1/territories)"),
+            )]));
+        }
+    }
+    run_request.territory = request.territory.clone();
     let run = plan_runs::queue(&state.db, run_request, &auth).await?;
     if !request.wait {
         return Ok((StatusCode::ACCEPTED, Json(run)).into_response());
@@ -252,12 +316,19 @@ pub async fn optimize(
     tx.rollback().await?;
     let stored =
         stored.ok_or_else(|| ApiError::not_found("plan for the date", date.to_string()))?;
-    Ok(Json(view(&state, &input, stored).await?).into_response())
+    let scope = match &request.territory {
+        Some(t) => Some(Scope::new(&territories, t, &input, &stored.routes)?),
+        None => None,
+    };
+    Ok(Json(view(&state, &input, stored, scope.as_ref()).await?).into_response())
 }
 
 #[utoipa::path(get, path = "/v1/plans/{date}", tag = "dispatch", security(("bearer" = [])),
-    description = "The day's latest plan version with its routes, times, unassigned jobs and reasons, violations and KPIs. Roles: admin, dispatcher.",
-    params(("date" = String, Path, description = "YYYY-MM-DD")),
+    description = "The day's latest plan version with its routes, times, unassigned jobs and reasons, violations and KPIs. \
+        With `territory`, only that territory's technicians and jobs, evaluated and measured on their own \
+        (404 for an unknown territory, 409 `no_technicians_in_territory` when none of its members works that day). \
+        Roles: admin, dispatcher.",
+    params(("date" = String, Path, description = "YYYY-MM-DD"), TerritoryQuery),
     responses((status = 200, body = PlanView),
         (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody),
         (status = 404, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
@@ -265,6 +336,7 @@ pub async fn read(
     State(state): State<AppState>,
     auth: Auth,
     Path(date): Path<String>,
+    Query(query): Query<TerritoryQuery>,
 ) -> Result<Json<PlanView>, ApiError> {
     auth.require(roles::STAFF)?;
     let date = parse_date(&date)?;
@@ -273,8 +345,12 @@ pub async fn read(
     tx.rollback().await?;
     let stored =
         stored.ok_or_else(|| ApiError::not_found("plan for the date", date.to_string()))?;
-    let input = day_problem(&state, date).await?;
-    Ok(Json(view(&state, &input, stored).await?))
+    let (input, territories) = day_problem_and_territories(&state, date).await?;
+    let scope = match &query.territory {
+        Some(t) => Some(Scope::new(&territories, t, &input, &stored.routes)?),
+        None => None,
+    };
+    Ok(Json(view(&state, &input, stored, scope.as_ref()).await?))
 }
 
 #[utoipa::path(post, path = "/v1/plans/{date}/changes", tag = "dispatch", security(("bearer" = [])),
@@ -450,12 +526,20 @@ pub struct Published {
     pub version: i32,
     pub state: String,
     pub published_at: chrono::DateTime<chrono::Utc>,
+    /// The territory published (absent: the whole day).
+    pub territory: Option<String>,
+    /// After a territory's publishing: the draft version that keeps the other
+    /// territories' unpublished changes (absent when there were none).
+    pub draft_version: Option<i32>,
 }
 
 #[utoipa::path(post, path = "/v1/plans/{date}/publish", tag = "dispatch", security(("bearer" = [])),
     description = "The day's latest draft becomes the published plan (what the technicians' phones receive). \
-        409 `already_published`, or `plan_infeasible` with the violations. Roles: admin, dispatcher.",
-    params(("date" = String, Path, description = "YYYY-MM-DD")),
+        409 `already_published`, or `plan_infeasible` with the violations. \
+        With `territory`, only that territory's routes are published (its violations only block it): \
+        the published version is the last published one with the territory's routes from the draft, \
+        and the draft's other changes are kept as a new draft (`draft_version`). Roles: admin, dispatcher.",
+    params(("date" = String, Path, description = "YYYY-MM-DD"), TerritoryQuery),
     responses((status = 200, body = Published),
         (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody),
         (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody),
@@ -464,9 +548,21 @@ pub async fn publish(
     State(state): State<AppState>,
     auth: Auth,
     Path(date): Path<String>,
+    Query(query): Query<TerritoryQuery>,
 ) -> Result<Json<Published>, ApiError> {
     auth.require(roles::STAFF)?;
     let date = parse_date(&date)?;
+    if let Some(territory) = query.territory {
+        let done = publish_territory(&state, &auth, date, &territory).await?;
+        return Ok(Json(Published {
+            plan_id: done.plan_id,
+            version: done.version,
+            state: "published".into(),
+            published_at: done.at,
+            territory: Some(territory),
+            draft_version: done.draft_version,
+        }));
+    }
     let at = now();
     let actor = auth.clone();
     let (plan_id, version) = state
@@ -500,6 +596,8 @@ pub async fn publish(
         version,
         state: "published".into(),
         published_at: at,
+        territory: None,
+        draft_version: None,
     }))
 }
 

@@ -18,7 +18,9 @@
 //! | [`inbound`], [`dispatcher_queue`] | customers' chat replies (confirm, reschedule, cancel, survey, free text), no-show risks and the dispatchers' queue |
 //! | [`sync`] | mobile sync: phones push mutations and pull their technician's scope; jobs move between scopes (docs/sync.md) |
 //! | [`sync_flags`], [`upsells`], [`equipment`], [`job_lifecycle`] | what technicians record, checked: the dispatchers' flag queue, the upsell catalogue, offers and reports, customers' equipment by serial, job status facts becoming customers' visit events |
-//! | [`dispatch`], [`plan_store`], [`plan_eval`], [`plan_changes`], [`kpis`] | the dispatcher's day plans: versions, optimisation, manual changes with feasibility, publishing, audit log, KPIs (docs/dispatch.md); [`dispatch_page`]: the `/dispatch` web page |
+//! | [`dispatch`], [`plan_store`], [`plan_eval`], [`plan_changes`], [`kpis`] | the dispatcher's day plans: versions, optimisation, manual changes with feasibility, publishing, audit log, KPIs (docs/dispatch.md); [`dispatch_page`]: the `/dispatch` web page ([`map_tiles`]: its optional tile server) |
+//! | [`territories`] | named territories (an area and its technicians): a day plan seen, measured and optimised one territory at a time |
+//! | [`territory_publish`] | publishing one territory of a day: only its phones change, the rest stays a draft |
 //!
 //! Tests drive the service in-process: [`build_app`] returns the [`Router`] and its
 //! [`AppState`]; [`serve`] is the command (logging, listener, graceful shutdown).
@@ -52,6 +54,7 @@ pub mod job_cancel;
 pub mod job_lifecycle;
 pub mod jobs;
 pub mod kpis;
+pub mod map_tiles;
 pub mod notify;
 pub mod openapi;
 pub mod operation_cache;
@@ -68,6 +71,8 @@ pub mod state;
 pub mod sync;
 pub mod sync_flags;
 pub mod technicians;
+pub mod territories;
+pub mod territory_publish;
 pub mod upsells;
 pub mod validation;
 pub mod visit_events;
@@ -111,6 +116,19 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 10,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub max_connections: u32,
+    /// A raster tile server for the /dispatch map, e.g.
+    /// `https://tile.example.org/{z}/{x}/{y}.png` (Web-Mercator tiles). Default: none,
+    /// the page draws an SVG map from coordinates and nothing leaves the server.
+    #[arg(long, value_name = "URL", env = "DESPACHO_MAP_TILES")]
+    pub map_tiles: Option<String>,
+    /// The attribution the tile server's terms ask for, shown under the map.
+    #[arg(
+        long,
+        value_name = "TEXT",
+        env = "DESPACHO_MAP_ATTRIBUTION",
+        default_value = ""
+    )]
+    pub map_attribution: String,
     #[command(flatten)]
     pub smtp: notify::email::SmtpArgs,
 }
@@ -125,6 +143,8 @@ pub struct Config {
     pub demo: bool,
     /// A secret to make a working admin key (from `DESPACHO_ADMIN_KEY`).
     pub admin_key: Option<String>,
+    /// The /dispatch page's tile server (none: the offline SVG map).
+    pub map_tiles: Option<map_tiles::MapTiles>,
 }
 
 impl Config {
@@ -134,6 +154,7 @@ impl Config {
             max_connections: 10,
             demo: false,
             admin_key: None,
+            map_tiles: None,
         }
     }
 }
@@ -157,6 +178,8 @@ pub enum ServeError {
     AdminKey(#[source] ApiError),
     #[error("cannot load the demo data: {}", public(.0))]
     Demo(#[source] ApiError),
+    #[error("--map-tiles: {0}")]
+    MapTiles(String),
     #[error("the SMTP settings are not valid: {0}")]
     Smtp(String),
     #[error("the message templates are not valid: {0}")]
@@ -207,7 +230,8 @@ pub async fn build_app(config: &Config) -> Result<App, ServeError> {
     } else {
         None
     };
-    let state = AppState::new(db);
+    let mut state = AppState::new(db);
+    state.map_tiles = config.map_tiles.clone().map(std::sync::Arc::new);
     Ok(App {
         router: app(state.clone()),
         state,
@@ -223,6 +247,7 @@ pub fn app(state: AppState) -> Router {
         .merge(api_keys::router())
         .merge(settings::router())
         .merge(technicians::router())
+        .merge(territories::router())
         .merge(customers::router())
         .merge(jobs::router())
         .merge(job_cancel::router())
@@ -295,6 +320,12 @@ pub async fn serve(args: ServeArgs, out: &mut impl Write) -> Result<(), ServeErr
     let mut config = Config::new(args.database_url.clone());
     config.demo = args.demo;
     config.max_connections = args.max_connections;
+    config.map_tiles = match &args.map_tiles {
+        Some(url) if !url.trim().is_empty() => Some(
+            map_tiles::MapTiles::parse(url, &args.map_attribution).map_err(ServeError::MapTiles)?,
+        ),
+        _ => None,
+    };
     config.admin_key = std::env::var("DESPACHO_ADMIN_KEY")
         .ok()
         .filter(|k| !k.is_empty());

@@ -16,7 +16,7 @@ use super::state::AppState;
 use super::{
     api_keys, booking_views, bookings, customers, dispatch, dispatcher_queue, equipment, error,
     health, import, inbound, job_cancel, jobs, outbox, plan_runs, plans, settings, sync,
-    sync_flags, technicians, upsells, visit_events, webhook_endpoints,
+    sync_flags, technicians, territories, upsells, visit_events, webhook_endpoints,
 };
 use axum::extract::State;
 use axum::http::header;
@@ -110,6 +110,7 @@ impl Modify for BearerAuth {
         api_keys::create, api_keys::list, api_keys::revoke,
         settings::read, settings::replace,
         technicians::create, technicians::list, technicians::read, technicians::replace, technicians::remove,
+        territories::create, territories::list, territories::read, territories::replace, territories::remove,
         customers::create, customers::list, customers::read, customers::update_preferences,
         jobs::create, jobs::list, jobs::read, jobs::edit, job_cancel::cancel, job_cancel::reinstate,
         import::import_technicians, import::import_jobs,
@@ -134,6 +135,8 @@ impl Modify for BearerAuth {
         (name = "api keys", description = "Who may call (admin)"),
         (name = "settings", description = "Time zone and travel"),
         (name = "technicians"), (name = "customers"), (name = "jobs"),
+        (name = "territories", description = "Named areas with their technicians: a day plan is seen, measured and \
+            optimised one territory at a time (`?territory=`)"),
         (name = "import", description = "Bulk, all or nothing"),
         (name = "booking", description = "Slots a technician can really take; bookings and holds \
             with an `Idempotency-Key` (same key and body: the first answer again, for 7 days; another body: 422)"),

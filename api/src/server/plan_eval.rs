@@ -53,6 +53,11 @@ pub struct Evaluated {
     pub violations: Vec<Violation>,
 }
 
+/// The whole day's evaluation of `routes`, their time pins included.
+pub fn evaluate_day(input: ProblemInput, routes: &DayRoutes) -> Result<Evaluated, ApiError> {
+    DayModel::with_pins(input, &DayModel::pins(routes))?.evaluate(routes)
+}
+
 /// A compiled day and the index maps to read the stored routes into core terms.
 pub struct DayModel {
     pub input: ProblemInput,
@@ -94,31 +99,7 @@ impl DayModel {
         let compiled = if pins.is_empty() {
             compile(&input, &HashMap::new())
         } else {
-            let mut timed = input.clone();
-            for job in &mut timed.jobs {
-                let Some(&pin) = pins.get(&job.id) else {
-                    continue;
-                };
-                if job.pinned_start.is_some() {
-                    continue; // an exact start pinned in the job itself wins
-                }
-                let offset = job.windows.first().map_or_else(
-                    || chrono::FixedOffset::east_opt(0).expect("UTC"),
-                    |w| *w.start.offset(),
-                );
-                let pin = pin.with_timezone(&offset);
-                job.windows.retain(|w| w.end > pin);
-                for w in &mut job.windows {
-                    w.start = w.start.max(pin);
-                }
-                if job.windows.is_empty() {
-                    job.windows.push(WindowInput {
-                        start: pin,
-                        end: pin + chrono::Duration::minutes(1),
-                    });
-                }
-            }
-            compile(&timed, &HashMap::new())
+            compile(&pinned_windows(&input, pins), &HashMap::new())
         }
         .map_err(ApiError::from)?;
         let vehicle = compiled
@@ -301,4 +282,48 @@ pub fn routes_of(plan: &Plan, locked: &std::collections::HashSet<String>) -> Day
             )
         })
         .collect()
+}
+
+/// `input` with each pinned job's windows cut to start at its pin (see
+/// [`DayModel::with_pins`]): what the route evaluation times, and what a re-optimisation
+/// searches with, so a visit moved in time stays at or after that time.
+pub fn pinned_windows(
+    input: &ProblemInput,
+    pins: &BTreeMap<String, DateTime<Utc>>,
+) -> ProblemInput {
+    let mut timed = input.clone();
+    for job in &mut timed.jobs {
+        let Some(&pin) = pins.get(&job.id) else {
+            continue;
+        };
+        if job.pinned_start.is_some() {
+            continue; // an exact start pinned in the job itself wins
+        }
+        let offset = job.windows.first().map_or_else(
+            || chrono::FixedOffset::east_opt(0).expect("UTC"),
+            |w| *w.start.offset(),
+        );
+        let pin = pin.with_timezone(&offset);
+        job.windows.retain(|w| w.end > pin);
+        for w in &mut job.windows {
+            w.start = w.start.max(pin);
+        }
+        if job.windows.is_empty() {
+            job.windows.push(WindowInput {
+                start: pin,
+                end: pin + chrono::Duration::minutes(1),
+            });
+        }
+    }
+    timed
+}
+
+/// Gives each stop of `routes` whose job has a pin in `pins` that pin again (a
+/// re-optimisation moves visits, the dispatcher's time stays with the visit).
+pub fn keep_pins(routes: &mut DayRoutes, pins: &BTreeMap<String, DateTime<Utc>>) {
+    for stop in routes.values_mut().flatten() {
+        if let Some(&pin) = pins.get(&stop.job) {
+            stop.not_before = Some(pin);
+        }
+    }
 }

@@ -23,10 +23,11 @@
 use super::auth::{new_id, roles, Auth, Role};
 use super::db::{now, on_tx, Backend, Db};
 use super::error::{ApiError, ErrorDetail};
-use super::plan_eval::{routes_of, DayModel, DayRoutes};
+use super::plan_eval::{evaluate_day, keep_pins, pinned_windows, routes_of, DayModel, DayRoutes};
 use super::plan_store;
-use super::plans::day_problem;
+use super::plans::day_problem_and_territories;
 use super::state::AppState;
+use super::territories::Scope;
 use super::worker::Clock;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
@@ -70,6 +71,8 @@ pub struct RunProgress {
 pub struct PlanRun {
     pub id: String,
     pub date: NaiveDate,
+    /// The territory it re-plans (`null`: the whole day).
+    pub territory: Option<String>,
     /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
     pub state: String,
     /// The search's time budget.
@@ -96,6 +99,7 @@ pub struct PlanRun {
 struct RunRow {
     id: String,
     date: String,
+    territory: Option<String>,
     seconds: i32,
     seed: i64,
     state: String,
@@ -117,7 +121,7 @@ struct RunRow {
     finished_at: Option<DateTime<Utc>>,
 }
 
-const RUN_COLUMNS: &str = "id, date, seconds, seed, state, cancel_requested, attempts, \
+const RUN_COLUMNS: &str = "id, date, territory, seconds, seed, state, cancel_requested, attempts, \
     lease_owner, elapsed_ms, iterations, best_cost, jobs_planned, plan_id, plan_version, \
     error, actor_key, actor_name, actor_role, created_at, started_at, finished_at";
 
@@ -135,6 +139,7 @@ impl RunRow {
                 jobs_planned: self.jobs_planned,
             },
             id: self.id,
+            territory: self.territory,
             state: self.state,
             seconds: self.seconds,
             seed: self.seed,
@@ -165,12 +170,14 @@ impl RunRow {
     }
 }
 
-/// What a caller asked for (already checked: seconds 1–60, seed within `i64`).
-#[derive(Clone, Copy, Debug)]
+/// What a caller asked for (already checked: seconds 1–60, seed within `i64`, the
+/// territory known).
+#[derive(Clone, Debug)]
 pub struct RunRequest {
     pub date: NaiveDate,
     pub seconds: u32,
     pub seed: i64,
+    pub territory: Option<String>,
 }
 
 /// Stores a new `queued` run.
@@ -180,12 +187,12 @@ pub async fn queue(db: &Db, request: RunRequest, auth: &Auth) -> Result<PlanRun,
     let auth = auth.clone();
     let row = db
         .write(move |tx| {
-            let (id, auth) = (id.clone(), auth.clone());
+            let (id, auth, request) = (id.clone(), auth.clone(), request.clone());
             Box::pin(async move {
                 let sql = format!(
                     "INSERT INTO plan_runs (id, date, seconds, seed, state, actor_key, \
-                     actor_name, actor_role, created_at) \
-                     VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8) RETURNING {RUN_COLUMNS}"
+                     actor_name, actor_role, created_at, territory) \
+                     VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9) RETURNING {RUN_COLUMNS}"
                 );
                 Ok(on_tx!(tx, |conn| {
                     sqlx::query_as::<_, RunRow>(&sql)
@@ -197,6 +204,7 @@ pub async fn queue(db: &Db, request: RunRequest, auth: &Auth) -> Result<PlanRun,
                         .bind(&auth.key_name)
                         .bind(auth.role.as_str())
                         .bind(at)
+                        .bind(&request.territory)
                         .fetch_one(&mut *conn)
                         .await
                 })?)
@@ -481,7 +489,7 @@ impl RunWorker {
             Ok(d) => d,
             Err(e) => return self.fail(&claim, format!("stored date: {e}")).await,
         };
-        let input = match day_problem(&self.state, date).await {
+        let (input, territories) = match day_problem_and_territories(&self.state, date).await {
             Ok(i) => i,
             Err(e) => return self.fail(&claim, e.to_string()).await,
         };
@@ -489,6 +497,25 @@ impl RunWorker {
         let current = plan_store::latest(&mut tx, date, false).await?;
         let published = plan_store::latest(&mut tx, date, true).await?;
         tx.rollback().await?;
+        let based_on = current.as_ref().map(|c| c.version);
+        let current_routes = current.map(|c| c.routes).unwrap_or_default();
+        // A territory's run solves its part of the day only (see `Scope`).
+        let scope = match &claim.row.territory {
+            None => None,
+            Some(t) => match Scope::new(&territories, t, &input, &current_routes) {
+                Ok(scope) => Some(scope),
+                Err(e) => return self.fail(&claim, e.to_string()).await,
+            },
+        };
+        if let Some(scope) = &scope {
+            if scope.problem(&input).technicians.is_empty() {
+                let e = format!(
+                    "no technician of territory `{}` works on {date}",
+                    scope.territory
+                );
+                return self.fail(&claim, e).await;
+            }
+        }
 
         let stop = Arc::new(AtomicBool::new(false));
         let (progress_tx, mut progress_rx) = watch::channel(None::<SearchProgress>);
@@ -504,10 +531,16 @@ impl RunWorker {
             }),
             ..SolverConfig::default()
         };
-        let current_routes = current.map(|c| c.routes).unwrap_or_default();
         let previous = published.map(|p| p.document);
+        let scope_for_solve = scope.clone();
         let mut solving = tokio::task::spawn_blocking(move || {
-            optimise(input, &current_routes, previous.as_ref(), &config)
+            optimise(
+                input,
+                scope_for_solve.as_ref(),
+                &current_routes,
+                previous.as_ref(),
+                &config,
+            )
         });
         // While it solves: write progress, renew the lease, listen for a cancel.
         let mut lease_lost = false;
@@ -533,7 +566,12 @@ impl RunWorker {
             return Ok(RunOutcome::LeaseLost);
         }
         let solved = match solved {
-            Ok(Ok(s)) => s,
+            Ok(Ok(mut s)) => {
+                if let Some(t) = &mut s.territory {
+                    t.based_on = based_on;
+                }
+                s
+            }
             Ok(Err(e)) => return self.fail(&claim, e.to_string()).await,
             Err(e) => return self.fail(&claim, format!("the solver stopped: {e}")).await,
         };
@@ -706,24 +744,42 @@ impl RunWorker {
                     if taken == 0 {
                         return Ok(None);
                     }
+                    // A territory's routes go into the day as it is now: a version made
+                    // while the run solved (another territory's run, a manual change)
+                    // keeps its other routes.
+                    let remerged = match &solved.territory {
+                        Some(t) => {
+                            let latest = plan_store::latest(tx, date, false).await?;
+                            let version = latest.as_ref().map(|l| l.version);
+                            if version == t.based_on {
+                                None
+                            } else {
+                                let routes = t.scope.merge(
+                                    &latest.map(|l| l.routes).unwrap_or_default(),
+                                    &t.solved,
+                                );
+                                let evaluated = evaluate_day(t.day.clone(), &routes)?;
+                                Some((evaluated, routes))
+                            }
+                        }
+                        None => None,
+                    };
+                    let (evaluated, routes) = match &remerged {
+                        Some((e, r)) => (e, r),
+                        None => (&solved.evaluated, &solved.routes),
+                    };
                     let stored = plan_store::insert_version(
-                        tx,
-                        date,
-                        "optimize",
-                        &solved.evaluated,
-                        &solved.routes,
-                        &auth,
-                        None,
-                        at,
+                        tx, date, "optimize", evaluated, routes, &auth, None, at,
                     )
                     .await?;
                     let details = json!({
                         "run": id, "seconds": seconds, "seed": seed,
+                        "territory": solved.territory.as_ref().map(|t| &t.scope.territory),
                         "iterations": solved.iterations,
-                        "cost": solved.evaluated.plan.cost.total,
-                        "jobs_assigned": solved.evaluated.plan.kpis.jobs_assigned,
-                        "jobs_unassigned": solved.evaluated.plan.kpis.jobs_unassigned,
-                        "violations": solved.evaluated.violations.len(),
+                        "cost": evaluated.plan.cost.total,
+                        "jobs_assigned": evaluated.plan.kpis.jobs_assigned,
+                        "jobs_unassigned": evaluated.plan.kpis.jobs_unassigned,
+                        "violations": evaluated.violations.len(),
                         "locks_not_kept": solved.locks_not_kept,
                     });
                     plan_store::audit(
@@ -793,21 +849,41 @@ struct Optimised {
     routes: DayRoutes,
     locks_not_kept: Vec<String>,
     iterations: u64,
+    /// A territory's run: its scope, the solver's routes of that territory, the day's
+    /// problem and the version the run started from, to merge again if the day moved on
+    /// while it solved.
+    territory: Option<TerritoryResult>,
 }
 
-/// Solves the day (on a blocking thread): locked visits pinned (see
-/// [`with_locks`]), the published plan as the stability reference; then the routes are
-/// evaluated against the day without the lock rules, as every manual change is.
+struct TerritoryResult {
+    scope: Scope,
+    solved: DayRoutes,
+    day: ProblemInput,
+    based_on: Option<i32>,
+}
+
+/// Solves the day, or one territory's part of it (on a blocking thread): locked visits
+/// pinned (see [`with_locks`]), visits moved in time kept at or after their time, the
+/// published plan as the stability reference; a territory's routes replace its
+/// technicians' routes of the current version. The routes are then evaluated against the
+/// whole day without the lock rules, as every manual change is.
 fn optimise(
     day_input: ProblemInput,
+    scope: Option<&Scope>,
     current_routes: &DayRoutes,
     previous: Option<&despacho_solver::field::plan::Plan>,
     config: &SolverConfig,
 ) -> Result<Optimised, ApiError> {
-    let mut locked_input = day_input.clone();
+    let pins = DayModel::pins(current_routes);
+    let problem = match scope {
+        Some(scope) => scope.problem(&day_input),
+        None => day_input.clone(),
+    };
+    let mut locked_input = pinned_windows(&problem, &pins);
     let locked = with_locks(&mut locked_input, current_routes);
     let solved = solve_field(&locked_input, previous, config).map_err(ApiError::from)?;
-    let routes = routes_of(&solved.plan, &locked);
+    let mut routes = routes_of(&solved.plan, &locked);
+    keep_pins(&mut routes, &pins);
     let kept: HashSet<&str> = routes.values().flatten().map(|s| s.job.as_str()).collect();
     let mut lost: Vec<String> = locked
         .iter()
@@ -815,13 +891,22 @@ fn optimise(
         .cloned()
         .collect();
     lost.sort();
-    let model = DayModel::new(day_input)?;
-    let evaluated = model.evaluate(&routes)?;
+    let territory = scope.map(|scope| TerritoryResult {
+        scope: scope.clone(),
+        solved: routes.clone(),
+        day: day_input.clone(),
+        based_on: None,
+    });
+    if let Some(scope) = scope {
+        routes = scope.merge(current_routes, &routes);
+    }
+    let evaluated = evaluate_day(day_input, &routes)?;
     Ok(Optimised {
         evaluated,
         routes,
         locks_not_kept: lost,
         iterations: solved.result.iterations,
+        territory,
     })
 }
 
@@ -881,5 +966,6 @@ pub fn checked_request(
         date,
         seconds: seconds as u32,
         seed,
+        territory: None,
     })
 }

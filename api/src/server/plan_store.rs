@@ -311,24 +311,41 @@ pub async fn publish(
     let violations: Vec<Violation> =
         serde_json::from_str(&violations).map_err(|e| stored("plan's violations", e))?;
     if !violations.is_empty() {
-        return Err(ApiError::Conflict {
-            code: "plan_infeasible",
-            message: format!(
-                "version {version} of {date} has {} violation(s); fix them before publishing",
-                violations.len()
-            ),
-            details: violations
-                .iter()
-                .map(|v| {
-                    super::error::ErrorDetail::new(
-                        v.path.clone(),
-                        v.code.clone(),
-                        v.message.clone(),
-                    )
-                })
-                .collect(),
-        });
+        return Err(infeasible(
+            &format!("version {version} of {date}"),
+            &violations,
+        ));
     }
+    mark_published(tx, date, &id, now).await?;
+    Ok((id, version))
+}
+
+/// 409 `plan_infeasible` listing `violations` of `what`.
+pub fn infeasible(what: &str, violations: &[Violation]) -> ApiError {
+    ApiError::Conflict {
+        code: "plan_infeasible",
+        message: format!(
+            "{what} has {} violation(s); fix them before publishing",
+            violations.len()
+        ),
+        details: violations
+            .iter()
+            .map(|v| {
+                super::error::ErrorDetail::new(v.path.clone(), v.code.clone(), v.message.clone())
+            })
+            .collect(),
+    }
+}
+
+/// Version `id` of the day becomes the published one; the one published before it is
+/// superseded. The caller has checked it may be published.
+pub async fn mark_published(
+    tx: &mut Tx,
+    date: NaiveDate,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let day = date.to_string();
     on_tx!(tx, |conn| {
         sqlx::query("UPDATE plans SET state = 'superseded' WHERE date = $1 AND state = 'published'")
             .bind(&day)
@@ -339,12 +356,12 @@ pub async fn publish(
     on_tx!(tx, |conn| {
         sqlx::query("UPDATE plans SET state = 'published', published_at = $1 WHERE id = $2")
             .bind(now)
-            .bind(&id)
+            .bind(id)
             .execute(&mut *conn)
             .await
             .map(|r| r.rows_affected())
     })?;
-    Ok((id, version))
+    Ok(())
 }
 
 /// Appends a line to the audit log.

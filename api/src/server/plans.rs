@@ -13,6 +13,7 @@ use super::db::now;
 use super::error::{ApiError, ErrorDetail};
 use super::settings::settings_in;
 use super::state::AppState;
+use super::territories::TerritoryMap;
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
@@ -97,7 +98,17 @@ pub async fn solve(
 
 /// The stored operation of `date` as a problem (see the module's comment).
 pub async fn day_problem(state: &AppState, date: NaiveDate) -> Result<ProblemInput, ApiError> {
+    Ok(day_problem_and_territories(state, date).await?.0)
+}
+
+/// [`day_problem`] and the territories, read in one transaction. Members of a named
+/// territory without an own territory polygon work inside its area.
+pub async fn day_problem_and_territories(
+    state: &AppState,
+    date: NaiveDate,
+) -> Result<(ProblemInput, TerritoryMap), ApiError> {
     let mut tx = state.db.begin_read().await?;
+    let territories = TerritoryMap::load(&mut tx).await?;
     let settings = settings_in(&mut tx).await?;
     let technicians: Vec<String> = super::db::on_tx!(&mut tx, |conn| {
         sqlx::query_scalar("SELECT data FROM technicians ORDER BY id")
@@ -122,6 +133,7 @@ pub async fn day_problem(state: &AppState, date: NaiveDate) -> Result<ProblemInp
             techs.push(t);
         }
     }
+    territories.apply_areas(&mut techs);
     let tz: chrono_tz::Tz = settings.time_zone.parse().map_err(|_| {
         ApiError::Internal(format!(
             "stored time zone `{}` is unknown",
@@ -148,7 +160,7 @@ pub async fn day_problem(state: &AppState, date: NaiveDate) -> Result<ProblemInp
         job.preferred_technician = Some(visit.technician);
         job_inputs.push(job);
     }
-    Ok(ProblemInput {
+    let input = ProblemInput {
         version: PROBLEM_VERSION,
         time_zone: settings.time_zone,
         skills: None,
@@ -156,5 +168,6 @@ pub async fn day_problem(state: &AppState, date: NaiveDate) -> Result<ProblemInp
         jobs: job_inputs,
         travel: settings.travel,
         objective: Default::default(),
-    })
+    };
+    Ok((input, territories))
 }

@@ -15,6 +15,8 @@ pub struct AppState {
     pub sync_cookie: Arc<tokio::sync::OnceCell<super::sync::SyncCookie>>,
     /// Settings and technicians as slot searches read them, parsed once per change.
     pub operation_cache: Arc<super::operation_cache::OperationCache>,
+    /// The /dispatch page's tile server (`despacho serve --map-tiles`), if any.
+    pub map_tiles: Option<Arc<super::map_tiles::MapTiles>>,
 }
 
 /// The API's description, rendered once.
@@ -36,6 +38,7 @@ impl AppState {
             booking_secret: Arc::default(),
             sync_cookie: Arc::default(),
             operation_cache: Arc::default(),
+            map_tiles: None,
         }
     }
 }

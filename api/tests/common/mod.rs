@@ -327,6 +327,32 @@ fn json_body(body: &Value) -> (&'static str, Vec<u8>) {
 // ---------------------------------------------------------------------------------------
 // Records
 
+/// Everything a fresh pull (no cookie) of `technician`'s phone shows: key → value.
+pub async fn phone_view(
+    s: &TestServer,
+    key: &str,
+    technician: &str,
+) -> serde_json::Map<String, Value> {
+    let body =
+        json!({"schema_version": 1, "message": {"client_id": format!("phone-{technician}")}});
+    let r = s.post("/v1/sync/pull", Some(key), &body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let mut view = serde_json::Map::new();
+    for op in r.json["message"]["patch"].as_array().unwrap() {
+        match op["op"].as_str().unwrap() {
+            "clear" => view.clear(),
+            "put" => {
+                view.insert(op["key"].as_str().unwrap().to_owned(), op["value"].clone());
+            }
+            "del" => {
+                view.remove(op["key"].as_str().unwrap());
+            }
+            other => panic!("unknown op {other}"),
+        }
+    }
+    view
+}
+
 /// A valid technician working two days in São Paulo.
 pub fn technician(id: &str) -> Value {
     json!({

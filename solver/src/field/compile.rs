@@ -14,7 +14,8 @@
 //!   of its windows, van capacity, pins). When none passes, [`Compiled::job_blockers`]
 //!   says why ([`Blocker`]).
 
-use super::input::{JobInput, Place, ProblemInput, Shift, Territory};
+use super::area::Area;
+use super::input::{JobInput, Place, ProblemInput, Shift};
 use super::travel::{build_matrices, Coord, PlaceRef, TravelError};
 use super::validate::{validate, ValidationError, ValidationErrors};
 use crate::{
@@ -26,7 +27,7 @@ use chrono::{
     TimeZone, Utc,
 };
 use chrono_tz::Tz;
-use geo::{BoundingRect, Intersects, LineString, MultiPolygon, Point, Polygon, Rect};
+use geo::Point;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -236,38 +237,6 @@ impl<'a> Places<'a> {
             })
             .unwrap_or_else(|| format!("$.{path}"));
         ValidationError::new(mapped, e.code(), e.to_string())
-    }
-}
-
-/// A technician's territory, ready for point tests.
-struct Area {
-    shape: MultiPolygon<f64>,
-    bounds: Option<Rect<f64>>,
-}
-
-impl Area {
-    fn of(territory: &Territory) -> Self {
-        let polygon = |rings: &Vec<Vec<[f64; 2]>>| {
-            let ring = |r: &Vec<[f64; 2]>| {
-                LineString::from(r.iter().map(|&[lon, lat]| (lon, lat)).collect::<Vec<_>>())
-            };
-            let mut rings = rings.iter().map(ring);
-            let exterior = rings.next().unwrap_or_else(|| LineString::new(Vec::new()));
-            Polygon::new(exterior, rings.collect())
-        };
-        let shape = match territory {
-            Territory::Polygon { coordinates } => MultiPolygon::new(vec![polygon(coordinates)]),
-            Territory::MultiPolygon { coordinates } => {
-                MultiPolygon::new(coordinates.iter().map(polygon).collect())
-            }
-        };
-        let bounds = shape.bounding_rect();
-        Self { shape, bounds }
-    }
-
-    /// Inside or on the boundary (a job on the line between two territories is in both).
-    fn covers(&self, p: Point<f64>) -> bool {
-        self.bounds.is_some_and(|b| b.intersects(&p)) && self.shape.intersects(&p)
     }
 }
 

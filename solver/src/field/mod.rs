@@ -5,6 +5,7 @@
 //! travel matrices are computed, and it compiles into a core [`crate::Problem`] with
 //! field rules; the core's plan is turned back into a [`plan`] with times and reasons.
 
+pub mod area;
 pub mod baseline;
 pub mod check;
 pub mod compile;

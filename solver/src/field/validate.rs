@@ -103,6 +103,20 @@ pub(crate) fn member(base: &str, key: &str) -> String {
     }
 }
 
+/// Problems of one territory shape given on its own (a named territory of the API),
+/// with paths under `base` (e.g. `$.area`); empty when the shape is usable.
+pub fn territory_errors(base: &str, territory: &Territory) -> Vec<ValidationError> {
+    let mut c = Checker {
+        errors: Vec::new(),
+        catalogue: None,
+        technician_ids: HashSet::new(),
+        job_ids: HashSet::new(),
+        matrix_locations: None,
+    };
+    c.territory(base, territory);
+    c.errors
+}
+
 /// Every problem of `input`, or `Ok(())` when there is none.
 pub fn validate(input: &ProblemInput) -> Result<(), ValidationErrors> {
     let mut c = Checker::new(input);

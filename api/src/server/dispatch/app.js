@@ -55,14 +55,31 @@ const minutesOf = (t) => { const d = new Date(t); return d.getTime() / 60000; };
 const planOffset = () => (view && view.plan.routes[0] ? view.plan.routes[0].start.slice(19) : null);
 const offsetMinutes = (o) => (o[0] === "-" ? -1 : 1) * (Number(o.slice(1, 3)) * 60 + Number(o.slice(4, 6)));
 const color = (i) => COLORS[i % COLORS.length];
+// The territory picked ("" = the whole day): the plan is read, measured, optimised and
+// published for it; changes are the day's.
+const territory = () => $("territory").value;
+const planPath = (date) => "/v1/plans/" + date + (territory() ? "?territory=" + encodeURIComponent(territory()) : "");
+
+// Fills the territory picker once (GET /v1/territories), keeping the one asked for.
+let territoriesLoaded = false;
+async function loadTerritories(wanted) {
+  if (territoriesLoaded) return;
+  const list = await api("GET", "/v1/territories");
+  territoriesLoaded = true;
+  const sel = $("territory");
+  for (const t of list.items) sel.append(el("option", { value: t.id }, t.name + " (" + t.technicians.length + ")"));
+  if (wanted && list.items.some((t) => t.id === wanted)) sel.value = wanted;
+}
 
 async function load() {
   const date = $("date").value;
   say("Loading " + date + "…");
   try {
-    view = await api("GET", "/v1/plans/" + date);
+    await loadTerritories(new URLSearchParams(location.search).get("territory"));
+    view = await api("GET", planPath(date));
     render();
-    say("Version " + view.version + " (" + view.state + ") of " + date + ".");
+    say("Version " + view.version + " (" + view.state + ") of " + date +
+      (territory() ? ", territory " + territory() : "") + ".");
   } catch (e) {
     view = null;
     render();
@@ -79,8 +96,10 @@ async function optimize() {
   const seconds = Number($("seconds").value);
   $("optimize").disabled = true;
   try {
-    run = await api("POST", "/v1/plans/" + date + "/optimize", { seconds, seed: 1 });
-    say("Optimising " + date + " for " + seconds + " s…");
+    const body = { seconds, seed: 1 };
+    if (territory()) body.territory = territory();
+    run = await api("POST", "/v1/plans/" + date + "/optimize", body);
+    say("Optimising " + date + (territory() ? " (territory " + territory() + ")" : "") + " for " + seconds + " s…");
     showRun();
     await watchRun(date);
   } catch (e) { say(e.message, true); }
@@ -97,7 +116,7 @@ async function watchRun(date) {
   }
   if (!run) return;
   if (run.state === "succeeded") {
-    view = await api("GET", "/v1/plans/" + date);
+    view = await api("GET", planPath(date));
     render();
     say("Optimised: version " + run.plan_version + " is a draft.");
   } else if (run.state === "cancelled") {
@@ -134,9 +153,12 @@ async function cancelRun() {
 async function publish() {
   const date = $("date").value;
   try {
-    const p = await api("POST", "/v1/plans/" + date + "/publish", {});
+    const t = territory();
+    const p = await api("POST", "/v1/plans/" + date + "/publish" + (t ? "?territory=" + encodeURIComponent(t) : ""), {});
     await load();
-    say("Published version " + p.version + ".");
+    say(t ? "Published territory " + t + ": version " + p.version +
+      (p.draft_version ? " (the other changes stay draft version " + p.draft_version + ")" : "") + "."
+      : "Published version " + p.version + ".");
   } catch (e) { say(e.message, true); }
 }
 
@@ -190,20 +212,51 @@ function renderSummary() {
   }
 }
 
+// The server's tile server for the map (GET /dispatch/config.json), or null: the map is
+// then drawn from coordinates alone.
+let mapTiles = null;
+
+// Web Mercator, in world units (0..1 across and down), as tile servers cut the world.
+const mercator = (p) => {
+  const s = Math.sin(Math.max(Math.min(p.lat, 85.05), -85.05) * Math.PI / 180);
+  return [(p.lon + 180) / 360, 0.5 - Math.log((1 + s) / (1 - s)) / (4 * Math.PI)];
+};
+
+// Tiles under the map: the zoom whose tiles are 256–512 view units wide, every tile the
+// view shows, and the attribution.
+function drawTiles(svg, add, scale, x0, y0, W, H) {
+  const z = Math.max(0, Math.min(19, Math.floor(Math.log2(scale / 256))));
+  const n = 2 ** z, size = scale / n;
+  const tx0 = Math.max(0, Math.floor(x0 * n)), tx1 = Math.min(n - 1, Math.floor((x0 + W / scale) * n));
+  const ty0 = Math.max(0, Math.floor(y0 * n)), ty1 = Math.min(n - 1, Math.floor((y0 + H / scale) * n));
+  for (let tx = tx0; tx <= tx1; tx++) {
+    for (let ty = ty0; ty <= ty1; ty++) {
+      const href = mapTiles.url.replace("{z}", z).replace("{x}", tx).replace("{y}", ty);
+      add("image", { href, x: (tx / n - x0) * scale, y: (ty / n - y0) * scale, width: size, height: size,
+        preserveAspectRatio: "none", class: "tile" });
+    }
+  }
+  // Routes stay readable over a busy map.
+  add("rect", { x: 0, y: 0, width: W, height: H, fill: "#fff", "fill-opacity": 0.35 });
+  $("map-attribution").textContent = "Map tiles: " + (mapTiles.attribution || new URL(mapTiles.url.replace(/[{}]/g, "")).host);
+}
+
 function renderMap() {
   const svg = $("map");
   svg.replaceChildren();
   $("legend").replaceChildren();
+  $("map-attribution").textContent = "";
   if (!view) return;
-  const pts = [...Object.values(view.places.jobs), ...Object.values(view.places.technicians)];
+  const pts = [...Object.values(view.places.jobs), ...Object.values(view.places.technicians)].map(mercator);
   if (!pts.length) return;
-  const lats = pts.map((p) => p.lat), lons = pts.map((p) => p.lon);
-  const [minLat, maxLat, minLon, maxLon] = [Math.min(...lats), Math.max(...lats), Math.min(...lons), Math.max(...lons)];
+  const xs = pts.map((p) => p[0]), ys = pts.map((p) => p[1]);
+  const [minX, maxX, minY, maxY] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
   const W = 600, H = 420, pad = 20;
-  const kx = Math.cos((minLat + maxLat) / 2 * Math.PI / 180);
-  const spanX = Math.max((maxLon - minLon) * kx, 1e-6), spanY = Math.max(maxLat - minLat, 1e-6);
+  const spanX = Math.max(maxX - minX, 1e-9), spanY = Math.max(maxY - minY, 1e-9);
   const scale = Math.min((W - 2 * pad) / spanX, (H - 2 * pad) / spanY);
-  const xy = (p) => [pad + (p.lon - minLon) * kx * scale, H - pad - (p.lat - minLat) * scale];
+  // The view's top-left corner in world units, the points centred.
+  const x0 = (minX + maxX) / 2 - W / 2 / scale, y0 = (minY + maxY) / 2 - H / 2 / scale;
+  const xy = (p) => { const [x, y] = mercator(p); return [(x - x0) * scale, (y - y0) * scale]; };
   const ns = "http://www.w3.org/2000/svg";
   const add = (tag, attrs, title) => {
     const e = document.createElementNS(ns, tag);
@@ -212,6 +265,7 @@ function renderMap() {
     svg.append(e);
     return e;
   };
+  if (mapTiles) drawTiles(svg, add, scale, x0, y0, W, H);
   const idx = techIndex();
   for (const r of view.plan.routes) {
     const c = color(idx.get(r.technician) || 0);
@@ -313,6 +367,41 @@ function renderTimeline() {
     }, el("div", { class: "who", title: t }, t + (r ? " · " + r.stops.length : "")), track);
     tl.append(lane);
   }
+  rovingFocus(tl);
+}
+
+// The timeline is one Tab stop: the selected visit (or the first) takes the focus; the
+// arrow keys move between visits (left/right along a row, up/down to the nearest visit
+// in time on the row above or below), Home/End to a row's ends; Enter or Space selects
+// (the visit is a button); Escape clears the selection.
+function rovingFocus(tl) {
+  const rows = () => [...tl.querySelectorAll(".lane")].map((l) => [...l.querySelectorAll("button.seg.work")]).filter((r) => r.length);
+  const all = [...tl.querySelectorAll("button.seg.work")];
+  if (!all.length) return;
+  const current = all.find((b) => b.dataset.job === selected) || all[0];
+  for (const b of all) b.tabIndex = b === current ? 0 : -1;
+  tl.onkeydown = (ev) => {
+    const b = ev.target.closest && ev.target.closest("button.seg.work");
+    if (!b) return;
+    if (ev.key === "Escape") { selected = null; select(null); ev.preventDefault(); return; }
+    const rs = rows();
+    const r = rs.findIndex((row) => row.includes(b));
+    const i = rs[r].indexOf(b);
+    const mid = (x) => { const q = x.getBoundingClientRect(); return q.left + q.width / 2; };
+    const nearest = (row) => row.reduce((best, x) => (Math.abs(mid(x) - mid(b)) < Math.abs(mid(best) - mid(b)) ? x : best));
+    const next = {
+      ArrowLeft: () => rs[r][i - 1], ArrowRight: () => rs[r][i + 1],
+      ArrowUp: () => rs[r - 1] && nearest(rs[r - 1]), ArrowDown: () => rs[r + 1] && nearest(rs[r + 1]),
+      Home: () => rs[r][0], End: () => rs[r][rs[r].length - 1],
+    }[ev.key];
+    if (!next) return;
+    ev.preventDefault();
+    const to = next();
+    if (!to) return;
+    b.tabIndex = -1;
+    to.tabIndex = 0;
+    to.focus();
+  };
 }
 
 function renderUnassigned() {
@@ -427,11 +516,19 @@ async function simple(kind) {
   } catch (e) { $("feedback").replaceChildren(el("p", { class: "bad" }, e.message)); }
 }
 
-document.addEventListener("DOMContentLoaded", () => {
+async function loadConfig() {
+  try {
+    const r = await fetch("/dispatch/config.json");
+    if (r.ok) mapTiles = (await r.json()).map_tiles || null;
+  } catch (e) { mapTiles = null; }  // the plain map is always there
+}
+
+document.addEventListener("DOMContentLoaded", async () => {
   $("key").value = sessionStorage.getItem("despacho.key") || "";
   const params = new URLSearchParams(location.search);
   $("date").value = params.get("date") || new Date().toISOString().slice(0, 10);
   $("controls").addEventListener("submit", (e) => { e.preventDefault(); load(); });
+  $("territory").addEventListener("change", load);
   $("optimize").addEventListener("click", optimize);
   $("publish").addEventListener("click", publish);
   $("cancel-run").addEventListener("click", cancelRun);
@@ -439,5 +536,6 @@ document.addEventListener("DOMContentLoaded", () => {
   $("lock").addEventListener("click", () => simple(view && view.locked.includes(selected) ? "unlock" : "lock"));
   $("unassign").addEventListener("click", () => simple("unassign"));
   renderSelection();
+  await loadConfig();
   if ($("key").value) load();
 });
