@@ -33,10 +33,18 @@ try {
   await page.reload();
   await page.waitForSelector("text=Version 1 (draft)");
 
-  // Drag the first visit of the first row onto the second row: a dry-run answer.
+  // Technicians work in their territory: moves go to a technician of the same one.
+  const members = (await (await fetch(`${base}/v1/territories`, { headers: { Authorization: `Bearer ${key}` } })).json())
+    .items.map((t) => new Set(t.technicians));
+  const sameTerritory = (a, b) => a !== b && members.some((m) => m.has(a) && m.has(b));
+  const rowTechs = await page.locator("#timeline .lane").evaluateAll((ls) => ls.map((l) => l.dataset.tech));
+
+  // Drag the first visit of the first row onto a row of its territory: a dry-run answer.
   const first = page.locator("#timeline .lane").nth(0).locator("button.seg.work").first();
   const job = await first.getAttribute("data-job");
-  const target = page.locator("#timeline .lane").nth(1);
+  const to = rowTechs.find((t) => sameTerritory(rowTechs[0], t));
+  assert.ok(to, `a second technician in ${rowTechs[0]}'s territory`);
+  const target = page.locator(`#timeline .lane[data-tech="${to}"]`);
   await first.dragTo(target.locator(".who"));
   await page.waitForSelector("#feedback p.ok, #feedback p.bad");
   const verdict = await page.locator("#feedback p").first().textContent();
@@ -46,8 +54,8 @@ try {
   // Keyboard path: the Apply button has the focus; Enter applies the move.
   await page.keyboard.press("Enter");
   await page.waitForSelector("text=Applied: version 2.");
-  const row = await page.locator(`#timeline .lane:nth-child(3) button.seg.work[data-job="${job}"]`).count();
-  assert.equal(row, 1, `${job} moved to the second technician`);
+  const row = await page.locator(`#timeline .lane[data-tech="${to}"] button.seg.work[data-job="${job}"]`).count();
+  assert.equal(row, 1, `${job} moved to ${to}`);
 
   // Publish (if the move broke a window, undo it first by unassigning then re-optimising).
   if (verdict === "Not feasible.") {
@@ -104,15 +112,19 @@ try {
   assert.equal(await page.evaluate(() => document.activeElement.id), "move-to");
   const techs = await page.locator("#move-to option").allTextContents();
   let kbTo = await page.inputValue("#move-to");
-  for (let k = 0; k < techs.length && kbTo === kbFrom; k++) {
-    await page.keyboard.press("ArrowDown");
+  for (let k = 0; k < techs.length && !sameTerritory(kbFrom, kbTo); k++) {
+    await page.keyboard.press(techs.indexOf(kbTo) + 1 < techs.length ? "ArrowDown" : "Home");
     kbTo = await page.inputValue("#move-to");
   }
-  assert.notEqual(kbTo, kbFrom, "another technician picked by keys");
-  for (const id of ["move-pos", "move-start", "check"]) {
+  assert.ok(sameTerritory(kbFrom, kbTo), `a technician of ${kbFrom}'s territory picked by keys: ${kbTo}`);
+  // Position, Start at (Chromium's time input has a Tab stop per field), Check move.
+  const stops = [];
+  while (stops[stops.length - 1] !== "check") {
     await page.keyboard.press("Tab");
-    assert.equal(await page.evaluate(() => document.activeElement.id), id);
+    stops.push(await page.evaluate(() => document.activeElement.id));
+    assert.ok(stops.length < 8, `Tab from Move to: ${stops}`);
   }
+  assert.deepEqual([...new Set(stops)], ["move-pos", "move-start", "check"]);
   await page.keyboard.press("Enter");
   await page.waitForSelector("#feedback p.ok, #feedback p.bad");
   const kbVerdict = await page.locator("#feedback p").first().textContent();
@@ -147,10 +159,40 @@ try {
 
   // A laptop screen: everything fits the width (no horizontal scrolling).
   await page.setViewportSize({ width: 1366, height: 768 });
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.waitForTimeout(200);
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `horizontal scroll on a 1366 px screen: ${overflow} px`);
   await page.screenshot({ path: `${shots}/dispatch-laptop.png`, fullPage: false });
+
+  // Readable colours: every visible text on the page against its background, WCAG
+  // contrast ratio at least 4.5 (3 for large text).
+  const poor = await page.evaluate(() => {
+    const rgb = (c) => (c.match(/[\d.]+/g) || []).map(Number);
+    const lum = ([r, g, b]) => [r, g, b].map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+      .reduce((a, v, i) => a + v * [0.2126, 0.7152, 0.0722][i], 0);
+    const background = (e) => {
+      for (; e; e = e.parentElement) {
+        const c = rgb(getComputedStyle(e).backgroundColor);
+        if (c.length === 3 || c[3] > 0.5) return c.slice(0, 3);
+      }
+      return [255, 255, 255];
+    };
+    const out = [];
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+      const e = n.parentElement;
+      if (!n.textContent.trim() || !e.getClientRects().length || e.closest("svg")) continue;
+      const st = getComputedStyle(e);
+      if (st.visibility === "hidden" || Number(st.opacity) === 0) continue;
+      const [a, b] = [lum(rgb(st.color).slice(0, 3)), lum(background(e))];
+      const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+      const large = parseFloat(st.fontSize) >= 24 || (parseFloat(st.fontSize) >= 18.66 && Number(st.fontWeight) >= 700);
+      if (ratio < (large ? 3 : 4.5)) out.push(`${e.tagName}.${e.className} "${n.textContent.trim().slice(0, 30)}": ${ratio.toFixed(2)}`);
+    }
+    return [...new Set(out)];
+  });
+  assert.deepEqual(poor, [], "text with too little contrast");
 
   assert.equal(await page.locator("#map image").count(), 0, "no tiles without a tile server");
   assert.deepEqual(external, [], "no request leaves the server");

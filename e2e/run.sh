@@ -14,8 +14,9 @@ fi
 cd "$here"
 [[ -d node_modules/playwright-core ]] || npm ci --no-audit --no-fund
 target="${CARGO_TARGET_DIR:-$root/target}"
-# E2E_NO_BUILD=1: use the binary already built in $target.
-[[ "${E2E_NO_BUILD:-}" == 1 ]] || (cd "$root" && cargo build -p despacho-api --bin despacho)
+# E2E_NO_BUILD=1: use the binary already built in $target. `--workspace` resolves the
+# dependencies' features as `cargo test --workspace` does, so their builds are reused.
+[[ "${E2E_NO_BUILD:-}" == 1 ]] || (cd "$root" && cargo build --workspace --bin despacho)
 work="$(mktemp -d)"
 port="${E2E_PORT:-18188}"
 servers=()

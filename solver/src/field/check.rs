@@ -242,6 +242,16 @@ fn minutes(d: Duration) -> f64 {
     d.0 as f64 / 60.0
 }
 
+/// Minutes for a message: to the tenth, no trailing `.0` ("15.3", "45").
+fn shown(d: Duration) -> String {
+    let m = (minutes(d) * 10.0).round() / 10.0;
+    if m.fract() == 0.0 {
+        format!("{m:.0}")
+    } else {
+        format!("{m:.1}")
+    }
+}
+
 fn hours(d: Duration) -> f64 {
     d.0 as f64 / 3600.0
 }
@@ -825,9 +835,9 @@ impl<'a> Checker<'a> {
                     "duration",
                     format!(
                         "lasts {} minutes; job `{}` takes {} minutes for `{}`",
-                        minutes(finish - begin),
+                        shown(finish - begin),
                         job.id,
-                        minutes(service),
+                        shown(service),
                         tech.id
                     ),
                 );
@@ -960,8 +970,8 @@ impl<'a> Checker<'a> {
                 "travel_time",
                 format!(
                     "leaves {} minutes for travel (breaks excluded), but the trip takes {} minutes",
-                    minutes(available),
-                    minutes(travel)
+                    shown(available),
+                    shown(travel)
                 ),
             );
         }
@@ -1039,7 +1049,7 @@ impl<'a> Checker<'a> {
                 "break",
                 format!(
                     "lasts {} minutes; the rule says {}",
-                    minutes(to - from),
+                    shown(to - from),
                     rule.duration_minutes
                 ),
             );
@@ -1090,8 +1100,8 @@ impl<'a> Checker<'a> {
                     "break",
                     format!(
                         "the gap of {} minutes does not fit {} minutes of travel and the {}-minute break",
-                        minutes(gap_to - gap_from),
-                        minutes(travel),
+                        shown(gap_to - gap_from),
+                        shown(travel),
                         rule.duration_minutes
                     ),
                 );

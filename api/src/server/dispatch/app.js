@@ -50,6 +50,8 @@ async function api(method, path, body) {
 }
 
 const hhmm = (t) => (t || "").slice(11, 16);
+// The checker's messages name full timestamps; the page is about one day: HH:MM reads better.
+const readable = (m) => String(m).replace(/\d{4}-\d\d-\d\dT(\d\d:\d\d)(:\d\d)?(\.\d+)?([+-]\d\d:\d\d|Z)?/g, "$1");
 const minutesOf = (t) => { const d = new Date(t); return d.getTime() / 60000; };
 // The plan's UTC offset ("-03:00"), from the first route's start; null without routes.
 const planOffset = () => (view && view.plan.routes[0] ? view.plan.routes[0].start.slice(19) : null);
@@ -203,7 +205,7 @@ function renderSummary() {
   if (view.violations.length) {
     $("violations").append(el("p", { class: "violation" }, view.violations.length + " violation(s) — fix before publishing:"),
       el("ul", {}, ...view.violations.map((v) => el("li", { class: "violation" },
-        v.code + (v.technician ? " · " + v.technician : "") + (v.job ? " · " + v.job : "") + ": " + v.message))));
+        v.code + (v.technician ? " · " + v.technician : "") + (v.job ? " · " + v.job : "") + ": " + readable(v.message)))));
   }
   if (view.changes_since_publish.length) {
     $("since").append(el("p", {}, "Changes since the published version:"),
@@ -411,7 +413,7 @@ function renderUnassigned() {
   if (!view.plan.unassigned.length) ul.append(el("li", {}, "None."));
   for (const u of view.plan.unassigned) {
     ul.append(el("li", {}, el("button", { type: "button", onclick: () => select(u.job), "aria-label": "select " + u.job }, u.job),
-      " ", el("span", { class: "reason" }, u.reason), " — " + u.message));
+      " ", el("span", { class: "reason" }, u.reason), " — " + readable(u.message)));
   }
 }
 
@@ -471,7 +473,7 @@ function showAnswer(a, body, applied) {
   fb.replaceChildren();
   fb.append(el("p", { class: a.feasible ? "ok" : "bad" }, a.feasible ? "Feasible." : "Not feasible."),
     el("p", {}, a.cost_delta === null ? "Refused: the technician cannot do this visit." : "Cost change: " + (a.cost_delta >= 0 ? "+" : "") + a.cost_delta.toFixed(2)));
-  if (a.violations.length) fb.append(el("ul", {}, ...a.violations.map((v) => el("li", { class: "violation" }, v.code + ": " + v.message))));
+  if (a.violations.length) fb.append(el("ul", {}, ...a.violations.map((v) => el("li", { class: "violation" }, v.code + ": " + readable(v.message)))));
   if (a.eta_changes.length) fb.append(el("p", {}, "New times:"), el("ul", {}, ...a.eta_changes.slice(0, 12).map((e) =>
     el("li", {}, e.job + " (" + e.technician + ") " + (e.start_before ? hhmm(e.start_before) + " → " : "") + hhmm(e.start_after) +
       (e.minutes != null ? " (" + (e.minutes >= 0 ? "+" : "") + Math.round(e.minutes) + " min)" : "")))));
