@@ -484,6 +484,16 @@ async fn publishing_a_territory_changes_only_its_phones(s: TestServer) {
             );
         }
     }
+    let west_view = read(&s, &key, Some("west")).await;
+    assert_eq!(west_view["territory_published"], true, "{west_view}");
+    assert_eq!(
+        read(&s, &key, Some("east")).await["territory_published"],
+        false
+    );
+    assert_eq!(
+        read(&s, &key, None).await["territory_published"],
+        Value::Null
+    );
     let view = read(&s, &key, None).await;
     assert_eq!(view["state"], "draft");
     assert_eq!(view["published_version"], published);

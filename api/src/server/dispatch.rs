@@ -103,6 +103,9 @@ pub struct PlanView {
     pub published_at: Option<chrono::DateTime<chrono::Utc>>,
     /// The version the phones have (none: nothing published yet).
     pub published_version: Option<i32>,
+    /// With a territory: whether its routes in this version are those the phones have
+    /// (it may have been published on its own while the day is a draft).
+    pub territory_published: Option<bool>,
     /// Audit lines of the versions made after the published one.
     pub changes_since_publish: Vec<AuditEntry>,
     /// The solver's evaluation: routes with per-stop arrival, start, end, waiting and
@@ -169,6 +172,12 @@ async fn view(
     };
     let mut tx = state.db.begin_read().await?;
     let published = plan_store::latest(&mut tx, stored.date, true).await?;
+    // A territory's routes may be published while the day's latest version is a draft.
+    let territory_published = scope.map(|scope| {
+        published
+            .as_ref()
+            .is_some_and(|p| scope.routes(&p.routes) == stored.routes)
+    });
     let published_version = published.map(|p| p.version);
     let changes_since_publish = match published_version {
         Some(v) => plan_store::audit_log(&mut tx, stored.date, Some(v)).await?,
@@ -202,6 +211,7 @@ async fn view(
         created_at: stored.created_at,
         published_at: stored.published_at,
         published_version,
+        territory_published,
         changes_since_publish,
         plan: stored.document,
         locked,

@@ -186,8 +186,9 @@ function renderSummary() {
   const badge = $("badge");
   if (!view) { badge.textContent = ""; return; }
   badge.textContent = "v" + view.version + " · " + view.state +
-    (view.published_version && view.published_version !== view.version ? " · published v" + view.published_version : "");
-  badge.className = "badge " + view.state;
+    (view.published_version && view.published_version !== view.version ? " · published v" + view.published_version : "") +
+    (view.territory ? " · " + view.territory + (view.territory_published ? " published" : " not published") : "");
+  badge.className = "badge " + (view.territory ? (view.territory_published ? "published" : "draft") : view.state);
   const k = view.kpis, s = k.solver;
   const items = [
     ["Jobs planned", s.jobs_assigned + " / " + s.jobs_total],
