@@ -171,9 +171,23 @@ try {
   await page.setViewportSize({ width: 1366, height: 768 });
   await page.evaluate(() => window.scrollTo(0, 0));
   await page.waitForTimeout(200);
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  assert.ok(overflow <= 0, `horizontal scroll on a 1366 px screen: ${overflow} px`);
+  // Map and timeline side by side, nothing wider than the window.
+  const layout = () => page.evaluate(() => {
+    const box = (id) => document.getElementById(id).getBoundingClientRect();
+    return { overflow: document.documentElement.scrollWidth - window.innerWidth,
+      sideBySide: box("timeline-section").left >= box("map-section").right,
+      timelineTop: box("timeline-section").top };
+  });
+  let fit = await layout();
+  assert.ok(fit.overflow <= 0, `horizontal scroll on a 1366 px screen: ${fit.overflow} px`);
+  assert.ok(fit.sideBySide && fit.timelineTop < 768, `laptop: map and timeline side by side, timeline in view: ${JSON.stringify(fit)}`);
   await page.screenshot({ path: `${shots}/dispatch-laptop.png`, fullPage: false });
+  // A large monitor too.
+  await page.setViewportSize({ width: 2560, height: 1440 });
+  await page.waitForTimeout(200);
+  fit = await layout();
+  assert.ok(fit.overflow <= 0 && fit.sideBySide, `2560 px screen: ${JSON.stringify(fit)}`);
+  await page.setViewportSize({ width: 1366, height: 768 });
 
   // Readable colours: every visible text on the page against its background, WCAG
   // contrast ratio at least 4.5 (3 for large text).
@@ -209,7 +223,7 @@ try {
   assert.deepEqual(errors, [], "no script error");
   console.log(`e2e ok: ${lanes} technicians, ${visits} visits, moved ${job} (${verdict}), territory sp-oeste ` +
     `(${westLanes} technicians) published, keyboard move of ${kbJob} ${kbFrom} → ${kbTo} (${kbVerdict}), ` +
-    `${timed} dragged to ${asked}, laptop width fits`);
+    `${timed} dragged to ${asked}, laptop and 2560 px layouts fit`);
 } finally {
   await browser.close();
 }
