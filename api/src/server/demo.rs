@@ -4,7 +4,8 @@
 //! operation — 20 technicians working the 5 days from today (in São Paulo's time zone),
 //! 600 jobs (about 6 per technician-day), one customer per job — the operation's
 //! settings, and two territories (the city's west and east halves, split at the
-//! median job longitude, each with the technicians who live in it). On a database with data it loads nothing, so restarting adds nothing.
+//! median job longitude, each with the technicians who live in it). On a database
+//! with data it loads nothing, so restarting adds nothing.
 //!
 //! Every start it also makes one API key per role (named `demo <role>`), revoking the
 //! previous demo keys, and returns their secrets to be printed: only hashes are stored,
