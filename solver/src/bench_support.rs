@@ -1,4 +1,7 @@
-//! Entry points for micro-benchmarks of the search internals (not a stable API).
+//! Entry points for micro-benchmarks of the search internals and for bench runners
+//! (not a stable API).
+
+pub mod field_exact;
 
 use crate::model::Problem;
 use crate::search::internals::Evaluator;

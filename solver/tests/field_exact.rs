@@ -2,98 +2,16 @@
 //! `solve_exact_field` against the field plan checker, and the heuristic search
 //! against the proven optimum on random problems with skills, shifts and windows.
 
+use despacho_solver::bench_support::field_exact::{compare_with_search, random_problem};
 use despacho_solver::field::check::check_plan;
 use despacho_solver::field::compile::compile;
 use despacho_solver::field::generate::{generate, GeneratorConfig};
 use despacho_solver::field::input::ProblemInput;
 use despacho_solver::field::solve::{build_plan, solve_field};
 use despacho_solver::{field_lower_bound, solve_exact_field, MilpError, SolverConfig};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::HashMap;
 use std::time::Duration as Wall;
-
-/// A random tiny São Paulo day: 2–3 technicians with their own skills, shifts, homes
-/// (sometimes another start or end place), rates and overtime; 4–8 jobs with one
-/// window each, required skills, durations by level, priorities and preferences.
-/// Only what `solve_exact_field` models: no breaks, SLAs, loads, relations, balance.
-fn random_problem(seed: u64) -> ProblemInput {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let place = |rng: &mut fastrand::Rng| json!({"lat": -23.55 + (rng.f64() - 0.5) * 0.12, "lon": -46.63 + (rng.f64() - 0.5) * 0.12});
-    let skills = ["fiber", "copper"];
-    let technicians: Vec<Value> = (0..rng.usize(2..=3))
-        .map(|i| {
-            let mut tech_skills = serde_json::Map::new();
-            for s in skills {
-                if rng.bool() {
-                    tech_skills.insert(s.into(), json!(rng.u8(1..=3)));
-                }
-            }
-            let start_hour = 7 + rng.u32(0..=2);
-            let mut shift = json!({
-                "date": "2025-03-10",
-                "start": format!("{start_hour:02}:00:00"),
-                "end": format!("{:02}:30:00", start_hour + 4 + rng.u32(0..=4)),
-            });
-            if rng.u8(0..4) == 0 {
-                shift["overtime_minutes"] = json!(60);
-                shift["overtime_cost_per_hour"] = json!(rng.u32(10..=40));
-            }
-            if rng.u8(0..4) == 0 {
-                shift["end_place"] = place(&mut rng);
-            }
-            let mut tech = json!({
-                "id": format!("t{i}"),
-                "skills": tech_skills,
-                "home": place(&mut rng),
-                "shifts": [shift],
-                "cost_per_hour": 15.0 + rng.u32(0..=15) as f64,
-                "cost_per_km": 0.25 * rng.u32(1..=4) as f64,
-            });
-            if rng.u8(0..4) == 0 {
-                tech["max_jobs_per_day"] = json!(3);
-            }
-            tech
-        })
-        .collect();
-    let n_tech = technicians.len();
-    let jobs: Vec<Value> = (0..rng.usize(4..=8))
-        .map(|j| {
-            let open = 8 * 60 + 15 * rng.u32(0..=24); // 08:00 to 14:00
-            let close = open + 60 * rng.u32(1..=4);
-            let at = |m: u32| format!("2025-03-10T{:02}:{:02}:00-03:00", m / 60, m % 60);
-            let mut job = json!({
-                "id": format!("j{j}"),
-                "kind": "repair",
-                "place": place(&mut rng),
-                "duration_minutes": 5 * rng.u32(4..=18),
-                "windows": [{"start": at(open), "end": at(close)}],
-                "priority": rng.u8(1..=5),
-            });
-            if rng.bool() {
-                let skill = skills[rng.usize(0..2)];
-                job["required_skills"] = json!({ skill: rng.u8(1..=2) });
-                if rng.bool() {
-                    job["duration_by_level"] = json!({"3": 5 * rng.u32(3..=8)});
-                }
-            }
-            if rng.u8(0..4) == 0 {
-                job["preferred_technician"] = json!(format!("t{}", rng.usize(0..n_tech)));
-            }
-            job
-        })
-        .collect();
-    // Either unplanned jobs dominate (the defaults) or they are cheap enough that
-    // leaving one out can be the optimum.
-    let unassigned = if rng.bool() { 100_000.0 } else { 20.0 };
-    serde_json::from_value(json!({
-        "version": 1,
-        "time_zone": "America/Sao_Paulo",
-        "technicians": technicians,
-        "jobs": jobs,
-        "objective": {"unassigned_per_priority": unassigned, "balance_per_hour_squared": 0.0},
-    }))
-    .expect("a valid problem")
-}
 
 /// The checker's total for a plan must be the exact model's cost (currency units;
 /// rates are rounded to 0.00001 per metre or second when compiled).
@@ -105,88 +23,11 @@ fn assert_same_cost(checked: f64, exact: f64, what: &str) {
     );
 }
 
-/// How the heuristic did against the proven optimum on `cases` random problems.
-struct Comparison {
-    cases: usize,
-    matched: usize,
-    /// Seed and relative excess of the heuristic over the optimum, where they differ.
-    gaps: Vec<(u64, f64)>,
-}
-
-impl Comparison {
-    fn report(&self, iterations: u64) {
-        let worst = self.gaps.iter().map(|g| g.1).fold(0.0, f64::max);
-        println!(
-            "heuristic ({iterations} iterations) = proven optimum on {}/{} tiny field problems; \
-             worst excess {:.2} %; seeds and excesses: {:?}",
-            self.matched,
-            self.cases,
-            100.0 * worst,
-            self.gaps
-        );
-    }
-}
-
-fn compare_with_heuristic(seeds: std::ops::Range<u64>, iterations: u64) -> Comparison {
-    let mut matched = 0;
-    let mut cases = 0;
-    let mut gaps = Vec::new();
-    for seed in seeds {
-        let input = random_problem(seed);
-        let compiled = compile(&input, &HashMap::new()).expect("compiles");
-        let exact = solve_exact_field(&compiled.problem, Wall::from_secs(30))
-            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
-        assert!(exact.proven_optimal, "seed {seed}: not proven optimal");
-        let plan = build_plan(&input, &compiled, &exact.solution);
-        let report = check_plan(&input, &plan).expect("checkable");
-        assert!(
-            report.is_feasible(),
-            "seed {seed}: the checker rejects the exact plan: {:?}",
-            report.violations
-        );
-        assert_same_cost(report.cost, compiled.currency(exact.cost), "exact plan");
-
-        let config = SolverConfig {
-            seed,
-            max_iterations: Some(iterations),
-            time_limit: None,
-            ..SolverConfig::default()
-        };
-        let heuristic = solve_field(&input, None, &config).expect("solves");
-        let checked = check_plan(&input, &heuristic.plan).expect("checkable");
-        assert!(
-            checked.is_feasible(),
-            "seed {seed}: {:?}",
-            checked.violations
-        );
-        // Never below a proven optimum: that would be a bug in the model, the
-        // evaluator or the checker.
-        assert!(
-            heuristic.result.cost >= exact.cost,
-            "seed {seed}: the heuristic's {} is below the proven optimum {}",
-            heuristic.result.cost.get(),
-            exact.cost.get()
-        );
-        assert!(checked.cost >= report.cost - 0.01, "seed {seed}");
-        cases += 1;
-        if heuristic.result.cost == exact.cost {
-            matched += 1;
-        } else {
-            let excess = (heuristic.result.cost - exact.cost).get() as f64;
-            gaps.push((seed, excess / exact.cost.get().max(1) as f64));
-        }
-    }
-    Comparison {
-        cases,
-        matched,
-        gaps,
-    }
-}
-
 #[test]
 fn heuristic_matches_the_proven_optimum_of_tiny_field_problems() {
-    let c = compare_with_heuristic(0..100, 300);
-    c.report(300);
+    let c = compare_with_search(0..100, 300).unwrap_or_else(|e| panic!("{e}"));
+    println!("{}", c.report());
+    assert_eq!(c.cases, 100);
     assert!(
         c.matched * 10 >= c.cases * 9,
         "match rate {}/{} is below 90 %",
@@ -195,14 +36,14 @@ fn heuristic_matches_the_proven_optimum_of_tiny_field_problems() {
     );
 }
 
-/// The match rates of docs/milp.md: 1000 other problems, two search budgets
-/// (`cargo test -p despacho-solver --test field_exact -- --ignored --nocapture`).
+/// The match rates of docs/milp.md on 1 000 other problems are measured by the
+/// `field_exact` bench runner (results in benches/results/); this is its quick check.
 #[test]
-#[ignore = "about two minutes; the rates are recorded in docs/milp.md"]
+#[ignore = "about two minutes; `cargo run --release -p despacho-benches --bin field_exact` records the rates"]
 fn match_rate_on_1000_tiny_field_problems() {
     for iterations in [300, 3000] {
-        let c = compare_with_heuristic(1000..2000, iterations);
-        c.report(iterations);
+        let c = compare_with_search(1000..2000, iterations).unwrap_or_else(|e| panic!("{e}"));
+        println!("{}", c.report());
         assert!(c.matched * 10 >= c.cases * 9);
     }
 }
