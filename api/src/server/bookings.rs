@@ -946,8 +946,10 @@ pub async fn confirm_hold(
         .write(move |tx| {
             let id = id.clone();
             Box::pin(async move {
-                let now = now();
+                // The time is read once the day's lock is held, so a booking's history
+                // is in the order its changes were made.
                 let row = locked(tx, &id).await?;
+                let now = now();
                 match row.status.as_str() {
                     "confirmed" => {}
                     "cancelled" => return Err(cancelled(&id)),
@@ -988,8 +990,8 @@ pub async fn cancel(
         .write(move |tx| {
             let id = id.clone();
             Box::pin(async move {
-                let now = now();
                 let row = locked(tx, &id).await?;
+                let now = now(); // after the lock: history in the order of the changes
                 if row.status != "cancelled" {
                     set_status(tx, &id, "cancelled", now).await?;
                     if row.status == "confirmed" {
@@ -1080,6 +1082,9 @@ async fn reschedule_in(
         let target = *technician == claim.technician && *date == claim.date;
         lock_day(tx, technician, *date, capacity.filter(|_| target)).await?;
     }
+    // Read again once the days are locked: the booking's history, its `updated_at` and
+    // its messages then follow the order in which its changes were made.
+    let now = super::db::now();
     let row = load(tx, id)
         .await?
         .ok_or_else(|| ApiError::not_found("booking", id))?;
