@@ -52,6 +52,23 @@ pub fn free_result_paths(dir: &Path, stem: &str, hhmm: &str) -> (PathBuf, PathBu
         .unwrap_or(second)
 }
 
+/// Writes a run's Markdown and CSV to `dir` (created if missing) as
+/// `{name}-{date}-{host}.{md,csv}` (a time suffix when taken); returns both paths.
+pub fn write_results(
+    dir: &Path,
+    name: &str,
+    markdown: &str,
+    csv: &str,
+) -> std::io::Result<(PathBuf, PathBuf)> {
+    std::fs::create_dir_all(dir)?;
+    let now = chrono::Local::now();
+    let stem = format!("{name}-{}-{}", now.format("%Y-%m-%d"), hostname());
+    let (csv_path, md_path) = free_result_paths(dir, &stem, &now.format("%H%M").to_string());
+    std::fs::write(&md_path, markdown)?;
+    std::fs::write(&csv_path, csv)?;
+    Ok((md_path, csv_path))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -227,15 +227,7 @@ async fn territory_plan(
     scoped: &ProblemInput,
     stored: StoredPlan,
 ) -> Result<StoredPlan, ApiError> {
-    if scoped.technicians.is_empty() {
-        return Err(ApiError::conflict(
-            "no_technicians_in_territory",
-            format!(
-                "no technician of territory `{}` works on {}; add members or shifts, or view the whole day",
-                scope.territory, stored.date
-            ),
-        ));
-    }
+    scope.require_technicians(stored.date)?;
     let routes = scope.routes(&stored.routes);
     let input = scoped.clone();
     let (evaluated, routes) = tokio::task::spawn_blocking(move || {

@@ -507,14 +507,8 @@ impl RunWorker {
                 Err(e) => return self.fail(&claim, e.to_string()).await,
             },
         };
-        if let Some(scope) = &scope {
-            if scope.problem(&input).technicians.is_empty() {
-                let e = format!(
-                    "no technician of territory `{}` works on {date}",
-                    scope.territory
-                );
-                return self.fail(&claim, e).await;
-            }
+        if let Some(Err(e)) = scope.as_ref().map(|s| s.require_technicians(date)) {
+            return self.fail(&claim, e.to_string()).await;
         }
 
         let stop = Arc::new(AtomicBool::new(false));

@@ -591,6 +591,21 @@ impl Scope {
         })
     }
 
+    /// 409 `no_technicians_in_territory` when none of its members works on `date` (the
+    /// day's problem has no shift of theirs): nothing to show, solve or publish.
+    pub fn require_technicians(&self, date: chrono::NaiveDate) -> Result<(), ApiError> {
+        if self.technicians.is_empty() {
+            return Err(ApiError::conflict(
+                "no_technicians_in_territory",
+                format!(
+                    "no technician of territory `{}` works on {date}; add members or shifts, or use the whole day",
+                    self.territory
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     pub fn has_technician(&self, id: &str) -> bool {
         self.technicians.contains(id)
     }

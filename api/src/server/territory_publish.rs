@@ -58,16 +58,7 @@ pub async fn publish_territory(
     if published.is_some() && routes == base {
         return Err(already_published(territory, latest.version, date));
     }
-    if !input
-        .technicians
-        .iter()
-        .any(|t| scope.has_technician(&t.id))
-    {
-        return Err(ApiError::conflict(
-            "no_technicians_in_territory",
-            format!("no technician of territory `{territory}` works on {date}: nothing to publish"),
-        ));
-    }
+    scope.require_technicians(date)?;
     let keep_draft = routes != latest.routes;
     let (evaluated, draft) = {
         let (input, routes, draft_routes) = (input.clone(), routes.clone(), latest.routes.clone());

@@ -9,7 +9,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use despacho_benches::output::{free_result_paths, hostname};
+use despacho_benches::output::write_results;
 use despacho_solver::field::baseline::naive_dispatch;
 use despacho_solver::field::check::check_plan;
 use despacho_solver::field::compile::compile;
@@ -235,18 +235,14 @@ fn main() -> Result<()> {
         let dir = args
             .out
             .unwrap_or_else(despacho_benches::default_results_dir);
-        std::fs::create_dir_all(&dir)?;
         let now = chrono::Local::now();
-        let stem = format!("field-{}-{}", now.format("%Y-%m-%d"), hostname());
-        let (csv_path, md_path) = free_result_paths(&dir, &stem, &now.format("%H%M").to_string());
         let header = format!(
             "# Field-service benchmark ({}, {} day(s), city {:?})\n\nOne thread per solve; `solve s` includes compiling the problem (travel matrices). Both plans passed through the independent plan checker (`valid`).\n\n",
             now.format("%Y-%m-%d %H:%M"),
             args.days,
             args.city
         );
-        std::fs::write(&md_path, header + &table)?;
-        std::fs::write(&csv_path, csv)?;
+        let (md_path, csv_path) = write_results(&dir, "field", &(header + &table), &csv)?;
         println!("wrote {} and {}", md_path.display(), csv_path.display());
     }
     Ok(())

@@ -9,7 +9,7 @@
 
 use anyhow::{anyhow, Context, Result};
 use clap::Parser;
-use despacho_benches::output::{free_result_paths, hostname};
+use despacho_benches::output::write_results;
 use despacho_solver::bench_support::field_exact::compare_with_search;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -90,10 +90,7 @@ fn main() -> Result<()> {
         let dir = args
             .out
             .unwrap_or_else(despacho_benches::default_results_dir);
-        std::fs::create_dir_all(&dir)?;
         let now = chrono::Local::now();
-        let stem = format!("field-exact-{}-{}", now.format("%Y-%m-%d"), hostname());
-        let (csv_path, md_path) = free_result_paths(&dir, &stem, &now.format("%H%M").to_string());
         let header = format!(
             "# Search against the proven optimum, tiny field-service problems ({})\n\n\
              Seeds {}–{} of `despacho_solver::bench_support::field_exact::random_problem` \
@@ -110,13 +107,9 @@ fn main() -> Result<()> {
             seeds.start,
             seeds.end - 1
         );
-        std::fs::write(
-            &md_path,
-            header + &table + "\nMisses (seed, excess over the optimum):\n\n" + &misses,
-        )
-        .with_context(|| format!("writing {}", md_path.display()))?;
-        std::fs::write(&csv_path, csv)
-            .with_context(|| format!("writing {}", csv_path.display()))?;
+        let markdown = header + &table + "\nMisses (seed, excess over the optimum):\n\n" + &misses;
+        let (md_path, csv_path) =
+            write_results(&dir, "field-exact", &markdown, &csv).context("writing the results")?;
         println!("wrote {} and {}", md_path.display(), csv_path.display());
     }
     Ok(())
