@@ -367,6 +367,49 @@ async fn a_technician_sees_only_their_own_jobs(s: TestServer) {
     assert_eq!(ids(&r), ["j-1", "j-2", "j-3", "j-4"]);
 }
 
+/// Issue 24: a technician's key kept working after the technician was deleted, and read
+/// the jobs of a technician created later with the same id.
+async fn a_deleted_technicians_key_stops_working(s: TestServer) {
+    let admin = Some(s.admin_key.as_str());
+    let r = s
+        .post("/v1/technicians", admin, &technician("t-gone"))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let (key_id, key) = s.key(Role::Technician, Some("t-gone")).await;
+    assert_eq!(s.get("/v1/jobs", Some(&key)).await.status, StatusCode::OK);
+
+    let r = s.delete("/v1/technicians/t-gone", admin).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let r = s.get("/v1/jobs", Some(&key)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+
+    // A new technician with the same id (and a job of theirs) is out of the old key's reach.
+    let r = s
+        .post("/v1/technicians", admin, &technician("t-gone"))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = s
+        .post(
+            "/v1/jobs",
+            admin,
+            &json!({"job": job("j-new", Some("t-gone"))}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = s.get("/v1/jobs", Some(&key)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    // The key is listed as revoked, not silently dropped.
+    let r = s.get("/v1/api-keys", admin).await;
+    let listed = r.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == json!(key_id))
+        .cloned()
+        .unwrap_or_else(|| panic!("key {key_id} not listed: {}", r.text));
+    assert!(!listed["revoked_at"].is_null(), "{listed}");
+}
+
 both_backends!(
     every_role_gets_exactly_its_endpoints,
     missing_unknown_or_malformed_keys_are_401,
@@ -375,4 +418,5 @@ both_backends!(
     api_keys_are_listed_without_secrets,
     technician_keys_must_name_a_stored_technician,
     a_technician_sees_only_their_own_jobs,
+    a_deleted_technicians_key_stops_working,
 );

@@ -336,6 +336,75 @@ async fn unknown_routes_and_methods_answer_json(s: TestServer) {
     assert_eq!(r.code(), "not_found");
 }
 
+/// Issue 24: a NUL (or an ANSI escape) in any string field was a 500 on PostgreSQL and
+/// stored as is on SQLite; now a 422 `control_character` naming every field, nothing stored.
+async fn nul_and_control_characters_in_strings_are_422_naming_the_field(s: TestServer) {
+    let admin = Some(s.admin_key.as_str());
+    let mut bad = technician("tech-nul");
+    bad["name"] = json!("Ana\u{0}");
+    let r = s.post("/v1/technicians", admin, &bad).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert_eq!(r.code(), "invalid_body");
+    assert_eq!(r.paths(), ["$.name"], "{}", r.text);
+    assert_eq!(
+        s.get("/v1/technicians/tech-nul", admin).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    let mut escape = customer(Some("cus-esc"));
+    escape["name"] = json!("\u{1b}[31mRed");
+    let r = s.post("/v1/customers", admin, &escape).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert_eq!(r.paths(), ["$.name"], "{}", r.text);
+
+    // An import names the record; a CSV names the row and column.
+    let mut nul_job = job("job-nul", None);
+    nul_job["id"] = json!("job\u{0}");
+    let r = s
+        .post(
+            "/v1/import/jobs",
+            admin,
+            &json!([job("job-ok", None), nul_job]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert_eq!(r.paths(), ["$[1].id"], "{}", r.text);
+    let csv = "id,kind,lat,lon,duration_minutes,window_start,window_end\n\
+               job\u{7}x,repair,-23.5,-46.6,30,2026-12-08T08:00:00-03:00,2026-12-08T12:00:00-03:00\n";
+    let r = s.post_raw("/v1/import/jobs", admin, "text/csv", csv).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert_eq!(r.paths(), ["$[0].id"], "{}", r.text);
+    assert_eq!(
+        s.get("/v1/jobs/job-ok", admin).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Tabs and line breaks stay allowed in text.
+    let mut multi_line = technician("tech-lines");
+    multi_line["name"] = json!("Ana\tSilva");
+    let r = s.post("/v1/technicians", admin, &multi_line).await;
+    assert!(r.status.is_success(), "{}", r.text);
+}
+
+/// Issue 26: `%00` in a path id was a 500 on PostgreSQL.
+async fn control_characters_in_path_ids_are_400(s: TestServer) {
+    let admin = Some(s.admin_key.as_str());
+    for path in [
+        "/v1/technicians/a%00b",
+        "/v1/jobs/%1B%5B31m",
+        "/v1/customers/x%7F",
+    ] {
+        let r = s.get(path, admin).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}: {}", r.text);
+        assert_eq!(r.code(), "invalid_path", "{path}");
+        let r = s.delete(path, admin).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}: {}", r.text);
+    }
+    // Ordinary escapes still reach the handler.
+    let r = s.get("/v1/technicians/no%20one", admin).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+}
+
 both_backends!(
     malformed_json_is_400_with_the_position,
     wrong_shapes_are_422_at_the_field,
@@ -344,4 +413,6 @@ both_backends!(
     invalid_customers_and_settings_are_422,
     other_media_types_and_bad_queries_are_refused,
     unknown_routes_and_methods_answer_json,
+    nul_and_control_characters_in_strings_are_422_naming_the_field,
+    control_characters_in_path_ids_are_400,
 );

@@ -146,6 +146,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             details: Vec::new(),
         });
     }
+    refuse_control_characters(bytes)?;
     let mut de = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut de).map_err(|error| {
         let path = json_path(error.path());
@@ -165,6 +166,81 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             details: vec![detail],
         }
     })
+}
+
+/// At most this many control-character findings are listed in one answer.
+const MAX_CONTROL_CHARACTER_DETAILS: usize = 20;
+
+/// Refuses strings (values or keys) holding NUL or another control character other
+/// than tab, line feed and carriage return: PostgreSQL cannot store NUL (it was a 500),
+/// and escapes such as `\u001b[31m` would reach customers' messages and the logs.
+/// Every offending field is named (422 `control_character`).
+fn refuse_control_characters(bytes: &[u8]) -> Result<(), ApiError> {
+    // Cheap pre-check: C0 controls can only appear escaped (`\u00XX`; raw ones are a
+    // JSON syntax error); DEL and C1 controls (UTF-8 `C2 80`–`C2 9F`) may also be raw.
+    let may_hold_one = bytes
+        .windows(2)
+        .any(|w| w == b"\\u" || w[0] == 0x7f || (w[0] == 0xc2 && (0x80..=0x9f).contains(&w[1])))
+        || bytes.last() == Some(&0x7f);
+    if !may_hold_one {
+        return Ok(());
+    }
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return Ok(()); // reported by the typed parse
+    };
+    let mut details = Vec::new();
+    collect_control_characters(&value, "$".to_owned(), &mut details);
+    if details.is_empty() {
+        return Ok(());
+    }
+    let more = match details.len() - 1 {
+        0 => String::new(),
+        n => format!(" (and {n} more)"),
+    };
+    Err(ApiError::InvalidBody {
+        message: format!("{}: {}{more}", details[0].path, details[0].message),
+        details,
+    })
+}
+
+/// Whether `c` is refused in a text field.
+pub fn is_refused_control(c: char) -> bool {
+    c.is_control() && !matches!(c, '\t' | '\n' | '\r')
+}
+
+fn collect_control_characters(value: &serde_json::Value, path: String, out: &mut Vec<ErrorDetail>) {
+    use serde_json::Value;
+    if out.len() >= MAX_CONTROL_CHARACTER_DETAILS {
+        return;
+    }
+    let refuse = |path: &str, text: &str, what: &str, out: &mut Vec<ErrorDetail>| {
+        if let Some(c) = text.chars().find(|&c| is_refused_control(c)) {
+            out.push(ErrorDetail::new(
+                path,
+                "control_character",
+                format!(
+                    "{what} holds the control character U+{:04X}; only tab and line breaks are allowed",
+                    c as u32
+                ),
+            ));
+        }
+    };
+    match value {
+        Value::String(text) => refuse(&path, text, "the text", out),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                collect_control_characters(item, format!("{path}[{i}]"), out);
+            }
+        }
+        Value::Object(members) => {
+            for (key, item) in members {
+                let item_path = member(&path, key);
+                refuse(&item_path, key, "the key", out);
+                collect_control_characters(item, item_path, out);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Deserialises one element of a parsed JSON document, `base` being its path
@@ -272,5 +348,81 @@ where
             .await
             .map(|q| Query(q.0))
             .map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))
+    }
+}
+
+/// Middleware: a path whose percent-decoded form holds a control character (`%00`,
+/// `%1B`, `%7F`, `%C2%9B`…) is a 400 `invalid_path` before any handler reads it as an
+/// id (PostgreSQL cannot compare with a NUL: it was a 500).
+pub async fn refuse_control_characters_in_path(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let decoded = percent_decode(request.uri().path().as_bytes());
+    let text = String::from_utf8_lossy(&decoded);
+    if let Some(c) = text
+        .chars()
+        .find(|&c| is_refused_control(c) || c == '\r' || c == '\n')
+    {
+        return ApiError::bad_request(
+            "invalid_path",
+            format!(
+                "the path holds the control character U+{:04X}; ids are printable text",
+                c as u32
+            ),
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// `%XX` sequences as bytes; anything else kept as it is.
+fn percent_decode(raw: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'%' && i + 2 < raw.len() {
+            if let (Some(h), Some(l)) = (hex(raw[i + 1]), hex(raw[i + 2])) {
+                out.push(h * 16 + l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(raw[i]);
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding_finds_encoded_controls() {
+        assert_eq!(percent_decode(b"/v1/jobs/a%00b"), b"/v1/jobs/a\0b");
+        assert_eq!(percent_decode(b"/x%2"), b"/x%2");
+        assert_eq!(percent_decode(b"/x%zz%41"), b"/x%zzA");
+        assert_eq!(
+            String::from_utf8_lossy(&percent_decode(b"/%C2%9B")),
+            "/\u{9b}"
+        );
+    }
+
+    #[test]
+    fn control_characters_are_named_by_path() {
+        let body = br#"{"name":"Ana\u0000","notes":["ok\n","\u001b[31m"],"k\u0007":1}"#;
+        let Err(ApiError::InvalidBody { details, .. }) = refuse_control_characters(body) else {
+            panic!("expected a 422");
+        };
+        let mut paths: Vec<&str> = details.iter().map(|d| d.path.as_str()).collect();
+        paths.sort_unstable();
+        assert_eq!(paths, ["$.name", "$.notes[1]", "$[\"k\\u0007\"]"]);
+        assert!(details.iter().all(|d| d.code == "control_character"));
+        // Tabs and line breaks are text; raw DEL is refused too.
+        assert!(refuse_control_characters(br#"{"notes":"a\tb\r\nc"}"#).is_ok());
+        assert!(refuse_control_characters(b"{\"name\":\"a\x7f\"}").is_err());
     }
 }

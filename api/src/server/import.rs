@@ -12,7 +12,7 @@
 //! database — and the rows are written in one transaction, or none is.
 
 use super::auth::{roles, Auth};
-use super::body::{from_value, Body, MediaType};
+use super::body::{from_value, is_refused_control, member, Body, MediaType};
 use super::db::{on_tx, Tx};
 use super::error::{ApiError, ErrorDetail};
 use super::jobs;
@@ -315,6 +315,20 @@ pub fn jobs_from_csv(bytes: &[u8]) -> Result<Vec<JobInput>, ApiError> {
             }
         };
         let line = record.position().map_or(i as u64 + 2, |p| p.line());
+        // The same rule as JSON bodies: no NUL or other control character in a cell.
+        for (j, cell) in record.iter().enumerate() {
+            if let Some(c) = cell.chars().find(|&c| is_refused_control(c)) {
+                let name = header.get(j).map_or("?", String::as_str);
+                problems.push(ErrorDetail::new(
+                    member(&format!("$[{i}]"), name),
+                    "control_character",
+                    format!(
+                        "line {line}: the cell holds the control character U+{:04X}",
+                        c as u32
+                    ),
+                ));
+            }
+        }
         let mut row = RowParser {
             row: i,
             line,

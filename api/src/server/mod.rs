@@ -269,6 +269,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
+        .layer(middleware::from_fn(body::refuse_control_characters_in_path))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }

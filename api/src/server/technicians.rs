@@ -179,7 +179,7 @@ pub async fn read(
 }
 
 #[utoipa::path(delete, path = "/v1/technicians/{id}", tag = "technicians", security(("bearer" = [])),
-    description = "Deletes a technician. Refused (409 `technician_in_use`) while jobs are pinned to them. Roles: admin, dispatcher.",
+    description = "Deletes a technician and revokes their API keys. Refused (409 `technician_in_use`) while jobs are pinned to them. Roles: admin, dispatcher.",
     params(("id" = String, Path)),
     responses((status = 204, description = "deleted"),
         (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody),
@@ -218,6 +218,20 @@ pub async fn remove(
                 if done == 0 {
                     return Err(ApiError::not_found("technician", id));
                 }
+                // Their keys die with them: a key of a deleted technician must not read the
+                // jobs of a technician created later with the same id.
+                let now = super::db::now();
+                on_tx!(tx, |conn| {
+                    sqlx::query(
+                        "UPDATE api_keys SET revoked_at = $2 \
+                         WHERE technician_id = $1 AND revoked_at IS NULL",
+                    )
+                    .bind(&id)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await
+                    .map(|r| r.rows_affected())
+                })?;
                 Ok(())
             })
         })
