@@ -5,7 +5,10 @@
 //! the role check, so a caller without the right role learns nothing about the body's
 //! shape (403 comes before 400/422). [`Body::json`] reports:
 //!
-//! - not JSON at all (syntax, truncated, empty) → 400 `malformed_json` with line and column;
+//! - not JSON at all (syntax, truncated, empty) → 400 `malformed_json` with line and column
+//!   (one documented exception: `POST /v1/plans/{date}/optimize` takes no body as defaults);
+//! - NUL or another control character (not tab or a line break) in a string or key →
+//!   422 `control_character` naming every such field;
 //! - JSON of the wrong shape (wrong type, missing or unknown field, unknown enum
 //!   variant, a number out of range) → 422 `invalid_body` with the JSON path of the
 //!   field, e.g. `$.shifts[0].start`;

@@ -251,7 +251,9 @@ async fn territory_plan(
         result as a new draft version. Locked visits stay with their technician and in their order; \
         bookings keep their promised windows; the published plan, if any, is the stability reference. \
         With `\"wait\": true` the request waits for the run and answers 200 with the new version, as \
-        `GET /v1/plans/{date}` does. Roles: admin, dispatcher.",
+        `GET /v1/plans/{date}` does. An empty body (no bytes at all) means every default, so a \
+        plain `curl -X POST` re-optimises the whole day; any other body must be a JSON object. \
+        Roles: admin, dispatcher.",
     params(("date" = String, Path, description = "YYYY-MM-DD")),
     request_body = OptimizeRequest,
     responses((status = 202, body = super::plan_runs::PlanRun),
@@ -266,6 +268,7 @@ pub async fn optimize(
 ) -> Result<Response, ApiError> {
     auth.require(roles::STAFF)?;
     let date = parse_date(&date)?;
+    // Deliberately unlike other routes: no body at all means "all defaults" (documented).
     let request: OptimizeRequest = if body.bytes.is_empty() {
         OptimizeRequest::default()
     } else {
