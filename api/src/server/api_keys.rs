@@ -234,6 +234,25 @@ pub async fn revoke_key(
     })
 }
 
+/// Revokes every live key of `technician` (when the technician is deleted, so a key of
+/// theirs cannot read the jobs of a technician created later with the same id).
+pub async fn revoke_technician_keys(
+    tx: &mut Tx,
+    technician: &str,
+    now: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
+    const SQL: &str = "UPDATE api_keys SET revoked_at = $2 \
+        WHERE technician_id = $1 AND revoked_at IS NULL";
+    on_tx!(tx, |conn| {
+        sqlx::query(SQL)
+            .bind(technician)
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected())
+    })
+}
+
 /// What [`ensure_admin_key`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AdminKeyOutcome {

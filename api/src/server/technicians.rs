@@ -218,20 +218,8 @@ pub async fn remove(
                 if done == 0 {
                     return Err(ApiError::not_found("technician", id));
                 }
-                // Their keys die with them: a key of a deleted technician must not read the
-                // jobs of a technician created later with the same id.
-                let now = super::db::now();
-                on_tx!(tx, |conn| {
-                    sqlx::query(
-                        "UPDATE api_keys SET revoked_at = $2 \
-                         WHERE technician_id = $1 AND revoked_at IS NULL",
-                    )
-                    .bind(&id)
-                    .bind(now)
-                    .execute(&mut *conn)
-                    .await
-                    .map(|r| r.rows_affected())
-                })?;
+                // Their keys die with them.
+                super::api_keys::revoke_technician_keys(tx, &id, super::db::now()).await?;
                 Ok(())
             })
         })
