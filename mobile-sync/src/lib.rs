@@ -3,7 +3,7 @@
 //! The sync protocol between technicians' phones and the Despacho server, as a
 //! sans-IO core: functions that say what to send and take in what arrived, with
 //! transport, timers and storage left to the caller. That keeps the protocol
-//! testable by deterministic simulation of flaky networks (`tests/chaos.rs`).
+//! testable by deterministic simulation of flaky networks (`tests/sync/chaos.rs`).
 //! The shape is Replicache's.
 //!
 //! **Push** (phone → server, mutations):

@@ -4,8 +4,9 @@
 //! Every message travels in an envelope `{"schema_version": 1, "message": {...}}`.
 //! The version is read first, so a phone or server that speaks another version gets
 //! [`DecodeError::UnsupportedVersion`] (a clear refusal), not a confusing field error.
-//! Unknown fields inside a known version are ignored, so a version can grow
-//! optional fields without breaking older readers.
+//! This crate's decoder ignores unknown fields inside a known version, so a phone can
+//! read a server whose answers grew optional fields; Despacho's server is strict with
+//! what phones send (422 `unknown_field`, like every other route).
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};

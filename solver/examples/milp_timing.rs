@@ -2,7 +2,7 @@
 //! `cargo run --release -p despacho-solver --example milp_timing -- [LIMIT_SECONDS [INSTANCE...]]`
 //!
 //! Prints one line per run: the exact model on random tiny problems (the
-//! generator of `tests/milp.rs`), its LP bound on larger ones, and set-partitioning
+//! generator of `solver/tests/solver/milp.rs`), its LP bound on larger ones, and set-partitioning
 //! recombination over pools of heuristic routes on the Solomon fixtures
 //! and on any further Solomon-format instances given (e.g. Gehring–Homberger).
 use despacho_solver::generate::random_vrptw as random_problem;

@@ -1,10 +1,11 @@
 //! API keys (admin only): create (the secret is shown once), list, revoke; and the
 //! bootstrap admin key from `DESPACHO_ADMIN_KEY`.
 
-use super::auth::{hash_key, new_id, new_secret, roles, Auth, Role};
+use super::auth::{hash_key, new_secret, roles, Auth, Role};
 use super::body::Body;
 use super::db::{on_pool, on_tx, Db, Tx};
 use super::error::{ApiError, ErrorDetail};
+use super::ids::new_id;
 use super::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

@@ -17,6 +17,7 @@
 
 use super::db::on_pool;
 use super::error::ApiError;
+use super::ids::{hex, random_bytes};
 use super::state::AppState;
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
@@ -205,26 +206,4 @@ pub fn hash_key(secret: &str) -> String {
 /// A new key's secret: `dsp_` and 64 hex digits from the operating system's CSPRNG.
 pub fn new_secret() -> Result<String, ApiError> {
     Ok(format!("dsp_{}", hex(&random_bytes::<32>()?)))
-}
-
-/// `prefix_` and `2 × N` random hex digits: ids the service makes (`key_…`, `cus_…`).
-pub fn new_id<const N: usize>(prefix: &str) -> Result<String, ApiError> {
-    Ok(format!("{prefix}_{}", hex(&random_bytes::<N>()?)))
-}
-
-fn random_bytes<const N: usize>() -> Result<[u8; N], ApiError> {
-    let mut bytes = [0u8; N];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| ApiError::Internal(format!("the system's random source failed: {e}")))?;
-    Ok(bytes)
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(2 * bytes.len()), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }

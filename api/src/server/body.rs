@@ -15,12 +15,13 @@
 //! - too large → 413; another media type → 415.
 
 use super::error::{ApiError, ErrorDetail};
+use super::listener::BodyDeadline;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
-use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::de::DeserializeOwned;
 
 /// The largest request body accepted, bytes (imports of a few thousand jobs fit).
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -71,7 +72,14 @@ impl<S: Send + Sync> FromRequest<S> for Body {
                 }
             }
         };
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+        let deadline = req
+            .extensions()
+            .get::<BodyDeadline>()
+            .map_or(BodyDeadline(std::time::Duration::from_secs(30)), |d| *d);
+        let read = tokio::time::timeout(deadline.0, Bytes::from_request(req, state))
+            .await
+            .map_err(|_| ApiError::BodyTimeout(deadline.0))?;
+        let bytes = read.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge {
                     limit_bytes: MAX_BODY_BYTES,
@@ -91,49 +99,71 @@ impl<S: Send + Sync> FromRequest<S> for Body {
 impl Body {
     /// The body as JSON of type `T` (see the module documentation for the errors).
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
-        if self.media_type != MediaType::Json {
-            return Err(ApiError::UnsupportedMediaType(format!(
-                "send JSON with `Content-Type: application/json`, not `{}`",
-                self.content_type.as_deref().unwrap_or("")
-            )));
-        }
-        parse_json(&self.bytes)
+        self.json_shaped(None)
     }
 
     /// Like [`Body::json`] for a body that must be a JSON object: anything else (an
     /// array, a string…) is a 422 at `$` instead of serde's puzzling "expected a string"
     /// when an array meets a struct.
     pub fn json_object<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
-        self.expect_top_level(b'{', "object")?;
-        self.json()
+        self.json_shaped(Some("object"))
     }
 
     /// Like [`Body::json`] for a body that must be a JSON array.
     pub fn json_array<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
-        self.expect_top_level(b'[', "array")?;
-        self.json()
+        self.json_shaped(Some("array"))
     }
 
-    fn expect_top_level(&self, open: u8, what: &str) -> Result<(), ApiError> {
-        let first = self.bytes.iter().find(|b| !b.is_ascii_whitespace());
-        let well_formed = || serde_json::from_slice::<IgnoredAny>(&self.bytes).is_ok();
-        match first {
-            // Empty bodies and JSON syntax errors are reported by `json`.
-            Some(&b) if b != open && well_formed() => Err(ApiError::InvalidBody {
+    fn json_shaped<T: DeserializeOwned>(&self, shape: Option<&str>) -> Result<T, ApiError> {
+        if self.media_type != MediaType::Json {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "send JSON with `Content-Type: application/json`, not `{}`",
+                self.content_type.as_deref().unwrap_or("")
+            )));
+        }
+        let value = parse_document(&self.bytes)?;
+        let fits = match shape {
+            Some("object") => value.is_object(),
+            Some("array") => value.is_array(),
+            _ => true,
+        };
+        if let (false, Some(what)) = (fits, shape) {
+            return Err(ApiError::InvalidBody {
                 message: format!("the body must be a JSON {what}"),
                 details: vec![ErrorDetail::new(
                     "$",
                     "invalid_type",
                     format!("expected a JSON {what}"),
                 )],
-            }),
-            _ => Ok(()),
+            });
         }
+        typed(value)
     }
 }
 
 /// Parses `bytes` as JSON of type `T`, with errors that name the field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    typed(parse_document(bytes)?)
+}
+
+/// A parsed document as `T`, once its text passed [`refuse_bad_text`].
+fn typed<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    refuse_bad_text(&value)?;
+    from_value(value, "$").map_err(|detail| ApiError::InvalidBody {
+        message: format!("{}: {}", detail.path, detail.message),
+        details: vec![detail],
+    })
+}
+
+/// The longest string (value or key) of any JSON body, characters; fields have
+/// tighter limits of their own (names 200, notes 4000).
+pub const MAX_TEXT_CHARS: usize = 10_000;
+
+/// `bytes` as a JSON document: syntax first, so that a truncated document is
+/// "malformed", not "missing field". The error says where, as a path when the
+/// document got that far (`$.place.lat`), and what to do about the usual causes
+/// (`NaN`, invalid UTF-8).
+pub fn parse_document(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::BadRequest {
             code: "malformed_json",
@@ -141,58 +171,81 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             details: Vec::new(),
         });
     }
-    // Syntax first, so that a truncated document is "malformed", not "missing field".
-    if let Err(error) = serde_json::from_slice::<IgnoredAny>(bytes) {
-        return Err(ApiError::BadRequest {
-            code: "malformed_json",
-            message: format!("the request body is not valid JSON: {error}"),
-            details: Vec::new(),
-        });
-    }
-    refuse_control_characters(bytes)?;
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut de).map_err(|error| {
-        let path = json_path(error.path());
-        let error = error.into_inner();
-        let detail = match error.classify() {
-            serde_json::error::Category::Data => data_error_detail(path, &error),
-            // serde_json reports a few type mismatches of well-formed JSON as syntax
-            // ("expected value" for a number where an enum's string belongs).
-            _ => ErrorDetail::new(
-                path,
-                "invalid_type",
-                "a value of the wrong type (e.g. a number where a name belongs)",
+    let (path, error) = match serde_path_to_error::deserialize::<_, serde_json::Value>(&mut de) {
+        Ok(value) => match de.end() {
+            Ok(()) => return Ok(value),
+            Err(error) => ("$".to_owned(), error), // trailing characters
+        },
+        Err(error) => (json_path(error.path()), error.into_inner()),
+    };
+    let text = error.to_string();
+    let (line, column) = (error.line(), error.column());
+    let (code, why) = if text.starts_with("invalid unicode code point") {
+        (
+            "invalid_utf8",
+            format!("the text is not valid UTF-8 (line {line}, column {column}); send the body UTF-8 encoded"),
+        )
+    } else if let Some(token) = non_json_number(bytes, line, column) {
+        (
+            "malformed_json",
+            format!(
+                "`{token}` is not a JSON number (line {line}, column {column}); send a finite number, or null where the field may be empty"
             ),
-        };
-        ApiError::InvalidBody {
-            message: format!("{}: {}", detail.path, detail.message),
-            details: vec![detail],
-        }
+        )
+    } else {
+        (
+            "malformed_json",
+            format!("the request body is not valid JSON: {text}"),
+        )
+    };
+    let message = if path == "$" {
+        why.clone()
+    } else {
+        format!("{path}: {why}")
+    };
+    Err(ApiError::BadRequest {
+        code,
+        details: vec![ErrorDetail::new(path, code, why)],
+        message,
     })
 }
 
-/// At most this many control-character findings are listed in one answer.
-const MAX_CONTROL_CHARACTER_DETAILS: usize = 20;
+/// `NaN`, `Infinity` or `-Infinity` where serde_json stopped (1-based line and
+/// column), which JavaScript's `JSON.stringify` never writes but other encoders do.
+fn non_json_number(bytes: &[u8], line: usize, column: usize) -> Option<&'static str> {
+    let line_start = if line <= 1 {
+        0
+    } else {
+        bytes
+            .iter()
+            .enumerate()
+            .filter(|(_, &b)| b == b'\n')
+            .nth(line - 2)
+            .map(|(i, _)| i + 1)?
+    };
+    let at = (line_start + column).saturating_sub(1).min(bytes.len());
+    // back to the start of the token serde_json stopped in
+    let start = bytes[..at]
+        .iter()
+        .rposition(|b| !(b.is_ascii_alphabetic() || *b == b'-'))
+        .map_or(0, |i| i + 1);
+    ["NaN", "-Infinity", "Infinity"]
+        .into_iter()
+        .find(|token| bytes[start..].starts_with(token.as_bytes()))
+}
+
+/// At most this many text findings are listed in one answer.
+const MAX_TEXT_DETAILS: usize = 20;
 
 /// Refuses strings (values or keys) holding NUL or another control character other
-/// than tab, line feed and carriage return: PostgreSQL cannot store NUL (it was a 500),
-/// and escapes such as `\u001b[31m` would reach customers' messages and the logs.
-/// Every offending field is named (422 `control_character`).
-fn refuse_control_characters(bytes: &[u8]) -> Result<(), ApiError> {
-    // Cheap pre-check: C0 controls can only appear escaped (`\u00XX`; raw ones are a
-    // JSON syntax error); DEL and C1 controls (UTF-8 `C2 80`–`C2 9F`) may also be raw.
-    let may_hold_one = bytes
-        .windows(2)
-        .any(|w| w == b"\\u" || w[0] == 0x7f || (w[0] == 0xc2 && (0x80..=0x9f).contains(&w[1])))
-        || bytes.last() == Some(&0x7f);
-    if !may_hold_one {
-        return Ok(());
-    }
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
-        return Ok(()); // reported by the typed parse
-    };
+/// than tab, line feed and carriage return — PostgreSQL cannot store NUL (it was a
+/// 500), and escapes such as `\u001b[31m` would reach customers' messages and the logs
+/// (422 `control_character`) — and strings over [`MAX_TEXT_CHARS`] (422 `too_long`).
+/// Every offending field is named.
+pub fn refuse_bad_text(value: &serde_json::Value) -> Result<(), ApiError> {
     let mut details = Vec::new();
-    collect_control_characters(&value, "$".to_owned(), &mut details);
+    collect_bad_text(value, "$".to_owned(), &mut details);
     if details.is_empty() {
         return Ok(());
     }
@@ -211,12 +264,12 @@ pub fn is_refused_control(c: char) -> bool {
     c.is_control() && !matches!(c, '\t' | '\n' | '\r')
 }
 
-fn collect_control_characters(value: &serde_json::Value, path: String, out: &mut Vec<ErrorDetail>) {
+fn collect_bad_text(value: &serde_json::Value, path: String, out: &mut Vec<ErrorDetail>) {
     use serde_json::Value;
-    if out.len() >= MAX_CONTROL_CHARACTER_DETAILS {
+    if out.len() >= MAX_TEXT_DETAILS {
         return;
     }
-    let refuse = |path: &str, text: &str, what: &str, out: &mut Vec<ErrorDetail>| {
+    let check = |path: &str, text: &str, what: &str, out: &mut Vec<ErrorDetail>| {
         if let Some(c) = text.chars().find(|&c| is_refused_control(c)) {
             out.push(ErrorDetail::new(
                 path,
@@ -226,20 +279,29 @@ fn collect_control_characters(value: &serde_json::Value, path: String, out: &mut
                     c as u32
                 ),
             ));
+        } else if text.len() > MAX_TEXT_CHARS && text.chars().count() > MAX_TEXT_CHARS {
+            out.push(ErrorDetail::new(
+                path,
+                "too_long",
+                format!(
+                    "{what} has {} characters; at most {MAX_TEXT_CHARS} are accepted",
+                    text.chars().count()
+                ),
+            ));
         }
     };
     match value {
-        Value::String(text) => refuse(&path, text, "the text", out),
+        Value::String(text) => check(&path, text, "the text", out),
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
-                collect_control_characters(item, format!("{path}[{i}]"), out);
+                collect_bad_text(item, format!("{path}[{i}]"), out);
             }
         }
         Value::Object(members) => {
             for (key, item) in members {
-                let item_path = member(&path, key);
-                refuse(&item_path, key, "the key", out);
-                collect_control_characters(item, item_path, out);
+                let item_path = member(&path, &super::ids::shorten(key, 40));
+                check(&item_path, key, "the key", out);
+                collect_bad_text(item, item_path, out);
             }
         }
         _ => {}
@@ -269,7 +331,8 @@ fn json_path(path: &serde_path_to_error::Path) -> String {
             Segment::Seq { index } => out.push_str(&format!("[{index}]")),
             Segment::Map { key } => out = member(&out, key),
             Segment::Enum { variant } => out = member(&out, variant),
-            Segment::Unknown => out.push_str("[?]"),
+            // (an element serde cannot name; its parent's path is the closest we know)
+            Segment::Unknown => {}
         }
     }
     out
@@ -386,7 +449,8 @@ mod tests {
     #[test]
     fn control_characters_are_named_by_path() {
         let body = br#"{"name":"Ana\u0000","notes":["ok\n","\u001b[31m"],"k\u0007":1}"#;
-        let Err(ApiError::InvalidBody { details, .. }) = refuse_control_characters(body) else {
+        let body: serde_json::Value = serde_json::from_slice(body).unwrap();
+        let Err(ApiError::InvalidBody { details, .. }) = refuse_bad_text(&body) else {
             panic!("expected a 422");
         };
         let mut paths: Vec<&str> = details.iter().map(|d| d.path.as_str()).collect();
@@ -394,7 +458,45 @@ mod tests {
         assert_eq!(paths, ["$.name", "$.notes[1]", "$[\"k\\u0007\"]"]);
         assert!(details.iter().all(|d| d.code == "control_character"));
         // Tabs and line breaks are text; raw DEL is refused too.
-        assert!(refuse_control_characters(br#"{"notes":"a\tb\r\nc"}"#).is_ok());
-        assert!(refuse_control_characters(b"{\"name\":\"a\x7f\"}").is_err());
+        let text = |bytes: &[u8]| refuse_bad_text(&serde_json::from_slice(bytes).unwrap());
+        assert!(text(br#"{"notes":"a\tb\r\nc"}"#).is_ok());
+        assert!(text(b"{\"name\":\"a\x7f\"}").is_err());
+        let long = format!("{{\"notes\":\"{}\"}}", "é".repeat(MAX_TEXT_CHARS + 1));
+        let Err(ApiError::InvalidBody { details, .. }) = text(long.as_bytes()) else {
+            panic!("expected a 422");
+        };
+        assert_eq!(
+            (details[0].path.as_str(), details[0].code.as_str()),
+            ("$.notes", "too_long")
+        );
+    }
+
+    #[test]
+    fn syntax_errors_say_where_and_why() {
+        let bad = |bytes: &[u8]| match parse_json::<serde_json::Value>(bytes) {
+            Err(ApiError::BadRequest {
+                code,
+                message,
+                details,
+            }) => (code, message, details),
+            other => panic!("expected a 400, got {other:?}"),
+        };
+        let (code, message, details) = bad(b"{\"place\": {\"lat\": NaN}}");
+        assert_eq!(code, "malformed_json");
+        assert!(message.contains("`NaN` is not a JSON number"), "{message}");
+        assert_eq!(details[0].path, "$.place.lat");
+        let (_, message, _) = bad(b"{\"a\": 1,\n \"b\": -Infinity}");
+        assert!(message.contains("`-Infinity`"), "{message}");
+        let (code, message, details) = bad(b"{\"name\": \"Ana \xff\"}");
+        assert_eq!(code, "invalid_utf8");
+        assert!(message.contains("not valid UTF-8"), "{message}");
+        assert_eq!(details[0].path, "$.name");
+        let (code, _, details) = bad(b"{\"name\": ");
+        assert_eq!(
+            (code, details[0].path.as_str()),
+            ("malformed_json", "$.name")
+        );
+        let (code, _, _) = bad(b"{} x");
+        assert_eq!(code, "malformed_json");
     }
 }

@@ -48,6 +48,9 @@ pub enum SearchStatus {
     NotServed,
     /// Nobody has the skills the visit needs.
     NoSkilledTechnician,
+    /// Nobody works on any of the days asked for (days in the past, or beyond the
+    /// shifts planned so far): ask for later days.
+    NoWorkingDay,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

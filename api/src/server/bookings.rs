@@ -14,7 +14,7 @@
 //!   date) order; `POST /v1/bookings/{id}/cancel`; every change appends to
 //!   `booking_history`.
 
-use super::auth::{hex, new_id, roles, Auth};
+use super::auth::{roles, Auth};
 use super::body::Body;
 use super::booking_views::{
     BookInput, Booking, BookingStatus, HistoryEntry, HoldInput, Refusal, RescheduleInput,
@@ -22,6 +22,7 @@ use super::booking_views::{
 };
 use super::db::{now, on_tx, Db, Tx};
 use super::error::{ApiError, ErrorDetail, ErrorObject};
+use super::ids::{hex, new_id};
 use super::notify::templates::MessageKind;
 use super::operation_cache::{operation_in, OperationCache};
 use super::outbox;
@@ -34,6 +35,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
+use chacha20poly1305::XChaCha20Poly1305;
 use chrono::{DateTime, FixedOffset, NaiveDate, TimeDelta, Utc};
 use despacho_solver::field::input::{JobInput, WindowInput};
 use despacho_solver::field::slots::{
@@ -104,6 +106,7 @@ async fn find_slots(state: &AppState, request: &SlotRequest) -> Result<SlotSearc
     let answer = match examined {
         Examined::NotServed => SlotAnswer::NotServed,
         Examined::NoSkilledTechnician => SlotAnswer::NoSkilledTechnician,
+        Examined::NoWorkingDay => SlotAnswer::NoWorkingDay,
         Examined::Days(days) => {
             let mut technicians: Vec<String> = days.iter().map(|d| d.technician.clone()).collect();
             technicians.sort();
@@ -133,6 +136,7 @@ async fn find_slots(state: &AppState, request: &SlotRequest) -> Result<SlotSearc
     Ok(match answer {
         SlotAnswer::NotServed => without(SearchStatus::NotServed),
         SlotAnswer::NoSkilledTechnician => without(SearchStatus::NoSkilledTechnician),
+        SlotAnswer::NoWorkingDay => without(SearchStatus::NoWorkingDay),
         SlotAnswer::Slots(offers) => {
             let expires_at = now + TimeDelta::minutes(SLOT_TOKEN_MINUTES);
             let slots: Vec<Slot> = offers
@@ -197,29 +201,52 @@ impl TokenProblem {
     }
 }
 
+/// A slot token: the claim sealed (XChaCha20-Poly1305 under a key derived from the
+/// server's secret), `v2.` and base64url of nonce and ciphertext. The client can
+/// neither read it (the technician is never shown to the customer) nor change it.
 fn sign(secret: &[u8], claim: &SlotClaim) -> String {
-    let payload = B64.encode(serde_json::to_vec(claim).expect("a slot claim serialises"));
-    let mac = token_mac(secret, &payload).finalize().into_bytes();
-    format!("{payload}.{}", B64.encode(mac))
+    use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
+    let cipher = XChaCha20Poly1305::new(&token_key(secret).into());
+    let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+    let plain = serde_json::to_vec(claim).expect("a slot claim serialises");
+    let sealed = cipher
+        .encrypt(&nonce, plain.as_slice())
+        .expect("sealing a short claim cannot fail");
+    let mut bytes = nonce.to_vec();
+    bytes.extend_from_slice(&sealed);
+    format!("{TOKEN_VERSION}{}", B64.encode(bytes))
 }
+
+/// What every token begins with (tokens of the first version were signed, readable
+/// JSON; they lived 15 minutes and are refused as invalid now).
+const TOKEN_VERSION: &str = "v2.";
 
 /// The claim of a genuine token (its expiry is checked by the caller, [`checked_claim`]).
 fn verify(secret: &[u8], token: &str) -> Result<SlotClaim, TokenProblem> {
-    let (payload, mac) = token.split_once('.').ok_or(TokenProblem::Invalid)?;
-    let given = B64.decode(mac).map_err(|_| TokenProblem::Invalid)?;
-    // Compared in constant time.
-    token_mac(secret, payload)
-        .verify_slice(&given)
+    use chacha20poly1305::aead::{Aead, KeyInit};
+    use chacha20poly1305::XNonce;
+    const NONCE: usize = 24;
+    let body = token
+        .strip_prefix(TOKEN_VERSION)
+        .ok_or(TokenProblem::Invalid)?;
+    let bytes = B64.decode(body).map_err(|_| TokenProblem::Invalid)?;
+    if bytes.len() <= NONCE {
+        return Err(TokenProblem::Invalid);
+    }
+    let (nonce, sealed) = bytes.split_at(NONCE);
+    let cipher = XChaCha20Poly1305::new(&token_key(secret).into());
+    // Authenticated: a changed or forged token does not open.
+    let plain = cipher
+        .decrypt(XNonce::from_slice(nonce), sealed)
         .map_err(|_| TokenProblem::Invalid)?;
-    let bytes = B64.decode(payload).map_err(|_| TokenProblem::Invalid)?;
-    serde_json::from_slice(&bytes).map_err(|_| TokenProblem::Invalid)
+    serde_json::from_slice(&plain).map_err(|_| TokenProblem::Invalid)
 }
 
-/// HMAC-SHA256 of a token's payload under the server's secret.
-fn token_mac(secret: &[u8], payload: &str) -> Hmac<Sha256> {
+/// The token key: HMAC-SHA256 of a fixed label under the server's secret.
+fn token_key(secret: &[u8]) -> [u8; 32] {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(payload.as_bytes());
-    mac
+    mac.update(b"despacho slot token key v2");
+    mac.finalize().into_bytes().into()
 }
 
 fn checked_claim(
@@ -1515,22 +1542,35 @@ mod tests {
     }
 
     #[test]
-    fn a_signed_token_verifies_and_a_changed_one_does_not() {
+    fn a_sealed_token_opens_and_a_changed_or_read_one_does_not() {
         let token = sign(b"secret", &claim());
         let back = verify(b"secret", &token).unwrap();
         assert_eq!(
             (back.technician.as_str(), back.start),
             ("t1", claim().start)
         );
+        // Opaque: nothing of the claim can be read from the token.
+        let bytes = B64
+            .decode(token.strip_prefix(TOKEN_VERSION).unwrap())
+            .unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains("t1") && !text.contains("technician"),
+            "{text}"
+        );
+        assert!(!token.contains("eyJ"), "no base64 JSON: {token}");
+        // Two tokens of one claim differ (a fresh nonce each).
+        assert_ne!(token, sign(b"secret", &claim()));
         assert!(verify(b"other secret", &token).is_err());
-        let (payload, mac) = token.split_once('.').unwrap();
-        // Another technician in the claim, the old signature.
-        let mut forged = claim();
-        forged.technician = "t2".into();
-        let forged_payload = B64.encode(serde_json::to_vec(&forged).unwrap());
-        assert!(verify(b"secret", &format!("{forged_payload}.{mac}")).is_err());
-        assert!(verify(b"secret", &format!("{payload}.{}", &mac[..mac.len() - 2])).is_err());
-        assert!(verify(b"secret", payload).is_err());
+        // Any changed character, a cut token, the old signed format: refused.
+        let mut changed = token.clone().into_bytes();
+        let k = changed.len() / 2;
+        changed[k] = if changed[k] == b'A' { b'B' } else { b'A' };
+        assert!(verify(b"secret", &String::from_utf8(changed).unwrap()).is_err());
+        assert!(verify(b"secret", &token[..token.len() - 2]).is_err());
+        let old = format!("{}.sig", B64.encode(serde_json::to_vec(&claim()).unwrap()));
+        assert!(verify(b"secret", &old).is_err());
+        assert!(verify(b"secret", "v2.").is_err());
         assert!(verify(b"secret", "").is_err());
     }
 }

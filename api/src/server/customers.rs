@@ -8,10 +8,11 @@
 //! address and the message preferences (language, preferred channel, opt-outs) later:
 //! what a customer asks for in the chat.
 
-use super::auth::{new_id, roles, Auth};
+use super::auth::{roles, Auth};
 use super::body::{Body, Query};
 use super::db::{on_pool, on_tx, Db, Tx};
 use super::error::{ApiError, ErrorDetail};
+use super::ids::{check_id, new_id};
 use super::notify::{parse_language, Channel, LANGUAGES};
 use super::pagination::{ListQuery, Page};
 use super::state::AppState;
@@ -128,15 +129,13 @@ impl NewCustomer {
         };
         let id = match self.id.as_deref().map(str::trim) {
             None => None,
-            Some(id) if valid_id(id) => Some(id.to_owned()),
-            Some(id) => {
-                push(
-                    "$.id",
-                    "invalid_id",
-                    format!("`{id}` is not an id: use 1 to 100 letters, digits or `._:-`"),
-                );
-                None
-            }
+            Some(id) => match check_id("$.id", id, "a customer id") {
+                None => Some(id.to_owned()),
+                Some(problem) => {
+                    push(&problem.path, &problem.code, problem.message);
+                    None
+                }
+            },
         };
         let name = self.name.trim().to_owned();
         if name.is_empty() || name.chars().count() > 200 {
@@ -273,14 +272,6 @@ impl NewCustomer {
             created_at: now,
         })
     }
-}
-
-/// 1 to 100 of ASCII letters, digits and `._:-`: safe in URLs and logs.
-pub fn valid_id(id: &str) -> bool {
-    (1..=100).contains(&id.len())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
 }
 
 /// `+` and 8 to 15 digits (E.164), ignoring spaces, dashes, dots and parentheses.

@@ -16,10 +16,11 @@
 //! - `GET /v1/bookings/at-risk?date=YYYY-MM-DD` (admin, dispatcher): the day's
 //!   confirmed visits not confirmed by the customer.
 
-use super::auth::{new_id, roles, Auth};
+use super::auth::{roles, Auth};
 use super::body::Query;
 use super::db::{on_pool, on_tx, Db, Tx};
 use super::error::{ApiError, ErrorDetail};
+use super::ids::new_id;
 use super::pagination::{ListQuery, Page};
 use super::state::AppState;
 use axum::extract::State;

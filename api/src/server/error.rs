@@ -116,6 +116,13 @@ pub enum ApiError {
     /// 415 `unsupported_media_type`.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// 408 `body_timeout`: the client did not send the whole body in time.
+    #[error("the request body did not arrive within {} s; send it at once", .0.as_secs())]
+    BodyTimeout(std::time::Duration),
+    /// 503 `request_timeout`: the request took longer than the service allows (nothing
+    /// of it was kept); retry, or send less at once.
+    #[error("the request took longer than {} s and was stopped; nothing of it was kept — retry, or send less at once", .0.as_secs())]
+    RequestTimeout(std::time::Duration),
     /// A database error. 503 `database_busy` when the database is only busy (lock or
     /// pool timeout), 409 `conflict` for a constraint a handler did not expect,
     /// otherwise 500 `internal` (logged).
@@ -194,6 +201,8 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
+            ApiError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
+            ApiError::RequestTimeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "request_timeout"),
             ApiError::Database(e) if db::is_busy(e) || db::is_retryable(e) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "database_busy")
             }

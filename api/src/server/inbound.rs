@@ -25,12 +25,13 @@
 //! | `survey` | `survey` `csat` (`score` 1–5) or `nps` (0–10) stored in `survey_responses` | `response_id` |
 //! | `text` | the words go to the dispatchers' queue ([`super::dispatcher_queue`]) | `queue_entry_id` |
 
-use super::auth::{hex, new_id, Auth, Role};
+use super::auth::{Auth, Role};
 use super::body::{Body, MediaType};
 use super::booking_views::SearchStatus;
 use super::db::{now, on_pool, on_tx, Db, Tx};
 use super::dispatcher_queue::{self, NewEntry};
 use super::error::{ApiError, ErrorDetail};
+use super::ids::{hex, new_id};
 use super::notify::webhook::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER, TOLERANCE_SECONDS};
 use super::state::AppState;
 use axum::extract::{Path, State};
@@ -735,6 +736,7 @@ async fn reschedule_slots(state: &AppState, booking: &Target) -> Result<Value, A
         SearchStatus::Ok => "ok",
         SearchStatus::NotServed => "not_served",
         SearchStatus::NoSkilledTechnician => "no_skilled_technician",
+        SearchStatus::NoWorkingDay => "no_working_day",
     };
     Ok(json!({
         "status": status,

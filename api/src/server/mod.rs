@@ -48,12 +48,14 @@ pub mod dispatcher_queue;
 pub mod equipment;
 pub mod error;
 pub mod health;
+pub mod ids;
 pub mod import;
 pub mod inbound;
 pub mod job_cancel;
 pub mod job_lifecycle;
 pub mod jobs;
 pub mod kpis;
+pub mod listener;
 pub mod map_tiles;
 pub mod notify;
 pub mod openapi;
@@ -131,6 +133,10 @@ pub struct ServeArgs {
     pub map_attribution: String,
     #[command(flatten)]
     pub smtp: notify::email::SmtpArgs,
+    #[command(flatten)]
+    pub webhook_targets: notify::targets::WebhookTargetArgs,
+    #[command(flatten)]
+    pub limits: listener::LimitArgs,
 }
 
 /// How to build the service.
@@ -145,6 +151,8 @@ pub struct Config {
     pub admin_key: Option<String>,
     /// The /dispatch page's tile server (none: the offline SVG map).
     pub map_tiles: Option<map_tiles::MapTiles>,
+    /// Networks webhook endpoints may be in besides the public internet.
+    pub webhook_targets: notify::targets::WebhookTargets,
 }
 
 impl Config {
@@ -155,6 +163,7 @@ impl Config {
             demo: false,
             admin_key: None,
             map_tiles: None,
+            webhook_targets: Default::default(),
         }
     }
 }
@@ -232,6 +241,7 @@ pub async fn build_app(config: &Config) -> Result<App, ServeError> {
     };
     let mut state = AppState::new(db);
     state.map_tiles = config.map_tiles.clone().map(std::sync::Arc::new);
+    state.webhook_targets = config.webhook_targets.clone();
     Ok(App {
         router: app(state.clone()),
         state,
@@ -327,6 +337,7 @@ pub async fn serve(args: ServeArgs, out: &mut impl Write) -> Result<(), ServeErr
         ),
         _ => None,
     };
+    config.webhook_targets = args.webhook_targets.targets();
     config.admin_key = std::env::var("DESPACHO_ADMIN_KEY")
         .ok()
         .filter(|k| !k.is_empty());
@@ -349,6 +360,7 @@ pub async fn serve(args: ServeArgs, out: &mut impl Write) -> Result<(), ServeErr
         let config = worker::WorkerConfig {
             name: format!("serve-{}", std::process::id()),
             smtp,
+            webhook_targets: config.webhook_targets.clone(),
             ..worker::WorkerConfig::default()
         };
         let w = worker::Worker::new(app.state.db.clone(), config).map_err(ServeError::Templates)?;
@@ -363,13 +375,11 @@ pub async fn serve(args: ServeArgs, out: &mut impl Write) -> Result<(), ServeErr
         },
     );
     let runs = tokio::spawn(runs.run(stopped));
-    axum::serve(listener, app.router)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            let _ = stop.send(true);
-        })
-        .await
-        .map_err(ServeError::Serve)?;
+    listener::serve(listener, app.router, args.limits.limits(), async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    })
+    .await;
     tracing::info!("shutting down");
     if let Some(task) = worker {
         // The worker finishes its round (bounded by the HTTP timeout); an unfinished

@@ -25,10 +25,11 @@
 //!
 //! Also here: `GET /v1/outbox` for dispatchers.
 
-use super::auth::{new_id, roles, Auth};
+use super::auth::{roles, Auth};
 use super::body::Query;
 use super::db::{on_pool, on_tx, Tx};
 use super::error::{ApiError, ErrorDetail};
+use super::ids::new_id;
 use super::notify::templates::MessageKind;
 use super::notify::Channel;
 use super::pagination::{ListQuery, Page};

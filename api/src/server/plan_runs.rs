@@ -20,9 +20,10 @@
 //! marks the run `succeeded`, and only while the lease is still this claim's, so a run
 //! never produces two versions.
 
-use super::auth::{new_id, roles, Auth, Role};
+use super::auth::{roles, Auth, Role};
 use super::db::{now, on_tx, Backend, Db};
 use super::error::{ApiError, ErrorDetail};
+use super::ids::new_id;
 use super::plan_eval::{evaluate_day, keep_pins, pinned_windows, routes_of, DayModel, DayRoutes};
 use super::plan_store;
 use super::plans::day_problem_and_territories;

@@ -6,9 +6,10 @@
 //! day, so two dispatchers changing the same version at once cannot both win (the
 //! `UNIQUE (date, version)` index refuses the second, a 409).
 
-use super::auth::{new_id, Auth};
+use super::auth::Auth;
 use super::db::{is_unique_violation, on_tx, Tx};
 use super::error::ApiError;
+use super::ids::new_id;
 use super::plan_eval::{DayRoutes, Evaluated, RouteStop, Violation};
 use chrono::{DateTime, NaiveDate, Utc};
 use despacho_solver::field::plan::Plan;

@@ -17,6 +17,8 @@ pub struct AppState {
     pub operation_cache: Arc<super::operation_cache::OperationCache>,
     /// The /dispatch page's tile server (`despacho serve --map-tiles`), if any.
     pub map_tiles: Option<Arc<super::map_tiles::MapTiles>>,
+    /// Networks webhook endpoints may be in besides the public internet.
+    pub webhook_targets: super::notify::targets::WebhookTargets,
 }
 
 /// The API's description, rendered once.
@@ -39,6 +41,7 @@ impl AppState {
             sync_cookie: Arc::default(),
             operation_cache: Arc::default(),
             map_tiles: None,
+            webhook_targets: Default::default(),
         }
     }
 }

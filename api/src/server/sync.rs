@@ -27,10 +27,11 @@
 //! time anyway. Scopes are bumped in technician order, so two transactions that touch
 //! the same two scopes never wait for each other in a cycle.
 
-use super::auth::{new_id, roles, Auth};
-use super::body::{Body, MediaType};
+use super::auth::{roles, Auth};
+use super::body::{self, Body, MediaType};
 use super::db::{now, on_tx, Backend, Db, Tx};
 use super::error::{ApiError, ErrorDetail};
+use super::ids::new_id;
 use super::job_lifecycle::{self, MissedSlots};
 use super::state::AppState;
 use super::technicians;
@@ -145,6 +146,110 @@ fn body_text(body: &Body) -> Result<&str, ApiError> {
             format!("the body is not UTF-8 text: {e}"),
         )
     })
+}
+
+/// A phone's sync message, read strictly. The protocol crate ignores unknown fields (a
+/// phone can read a newer server's answers), but the server refuses them from a phone
+/// as every other route does (422 `unknown_field`: a typo must not be dropped
+/// silently), and names the field of every other problem: `$.schema_version` (missing
+/// → 400, another version → 426, not a number → 400), `$.message.mutations[0].id`.
+fn decode_strict<T: Serialize + serde::de::DeserializeOwned>(body: &Body) -> Result<T, ApiError> {
+    let malformed = |path: &str, message: String| ApiError::BadRequest {
+        code: "malformed_sync_message",
+        details: vec![ErrorDetail::new(path, "malformed", message.clone())],
+        message,
+    };
+    let text = body_text(body)?;
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| decode_error(DecodeError::Malformed(e)))?;
+    let Value::Object(envelope) = &value else {
+        return Err(malformed(
+            "$",
+            format!(
+                "a sync message is `{{\"schema_version\": {SCHEMA_VERSION}, \"message\": {{…}}}}`"
+            ),
+        ));
+    };
+    match envelope.get("schema_version") {
+        None | Some(Value::Null) => return Err(decode_error(DecodeError::MissingVersion)),
+        Some(version) => match version.as_u64() {
+            Some(v) if v == u64::from(SCHEMA_VERSION) => {}
+            Some(found) => {
+                return Err(decode_error(DecodeError::UnsupportedVersion {
+                    found,
+                    supported: SCHEMA_VERSION,
+                }))
+            }
+            None => {
+                return Err(malformed(
+                    "$.schema_version",
+                    format!("schema_version is the number {SCHEMA_VERSION}, not {version}"),
+                ))
+            }
+        },
+    }
+    let Some(message) = envelope.get("message") else {
+        return Err(malformed(
+            "$.message",
+            "the envelope has no `message`".to_owned(),
+        ));
+    };
+    body::refuse_bad_text(message)?;
+    let decoded: T =
+        body::from_value(message.clone(), "$.message").map_err(|detail| ApiError::BadRequest {
+            code: "malformed_sync_message",
+            message: format!(
+                "the body is not a sync message of schema version {SCHEMA_VERSION}: {}: {}",
+                detail.path, detail.message
+            ),
+            details: vec![detail],
+        })?;
+    let mut unknown: Vec<String> = envelope
+        .keys()
+        .filter(|k| !matches!(k.as_str(), "schema_version" | "message"))
+        .map(|k| body::member("$", k))
+        .collect();
+    let read = serde_json::to_value(&decoded)
+        .map_err(|e| ApiError::Internal(format!("a sync message did not serialise: {e}")))?;
+    unknown_keys(message, &read, "$.message", &mut unknown);
+    if unknown.is_empty() {
+        return Ok(decoded);
+    }
+    Err(ApiError::InvalidBody {
+        message: format!("{}: unknown field", unknown[0]),
+        details: unknown
+            .into_iter()
+            .map(|path| {
+                ErrorDetail::new(
+                    path,
+                    "unknown_field",
+                    "this field is not part of sync schema version 1",
+                )
+            })
+            .collect(),
+    })
+}
+
+/// Paths of the keys of `sent` that the decoded message `read` (serialised again) does
+/// not have: the fields serde ignored.
+fn unknown_keys(sent: &Value, read: &Value, path: &str, out: &mut Vec<String>) {
+    match (sent, read) {
+        (Value::Object(sent), Value::Object(read)) => {
+            for (key, value) in sent {
+                let at = body::member(path, key);
+                match read.get(key) {
+                    None => out.push(at),
+                    Some(kept) => unknown_keys(value, kept, &at, out),
+                }
+            }
+        }
+        (Value::Array(sent), Value::Array(read)) => {
+            for (i, (value, kept)) in sent.iter().zip(read).enumerate() {
+                unknown_keys(value, kept, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// A sync decoder's error as the answer: 400 naming the field, or 426 for a schema
@@ -270,7 +375,7 @@ pub async fn push(
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
     let login = login(&auth)?;
-    let message = PushMessage::decode(body_text(&body)?).map_err(decode_error)?;
+    let message: PushMessage = decode_strict(&body)?;
     check_client_id(&message.client_id)?;
     if message.mutations.len() > MAX_MUTATIONS_PER_PUSH {
         return Err(ApiError::validation(vec![ErrorDetail::new(
@@ -878,7 +983,7 @@ pub async fn pull(
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
     let login = login(&auth)?;
-    let request = PullRequest::decode(body_text(&body)?).map_err(decode_error)?;
+    let request: PullRequest = decode_strict(&body)?;
     check_client_id(&request.client_id)?;
     let cookie = sync_cookie(&state).await?;
     for _ in 0..2 {

@@ -11,10 +11,11 @@
 //! - `GET /v1/sync/flags?status=open|resolved|all&job_id=&kind=&limit=`: oldest first.
 //! - `POST /v1/sync/flags/{id}/resolve {resolution?}`: marks one worked; again → the same.
 
-use super::auth::{new_id, roles, Auth};
+use super::auth::{roles, Auth};
 use super::body::{Body, Query};
 use super::db::{now, on_pool, on_tx, Tx};
 use super::error::{ApiError, ErrorDetail};
+use super::ids::new_id;
 use super::pagination::{DEFAULT_LIMIT, MAX_LIMIT};
 use super::state::AppState;
 use axum::extract::{Path, State};

@@ -14,8 +14,10 @@ use super::auth::{roles, Auth};
 use super::body::Body;
 use super::db::{now, on_pool, on_tx, Tx};
 use super::error::{ApiError, ErrorDetail};
+use super::ids::check_id;
 use super::plan_eval::DayRoutes;
 use super::state::AppState;
+use super::validation::MAX_NAME_CHARS;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -27,9 +29,6 @@ use despacho_solver::field::validate::territory_errors;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use utoipa::ToSchema;
-
-pub const MAX_ID_CHARS: usize = 64;
-pub const MAX_NAME_CHARS: usize = 200;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -44,7 +43,7 @@ pub fn router() -> Router<AppState> {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TerritoryInput {
-    /// 1 to 64 letters, digits, `-`, `_` or `.`.
+    /// 1 to 100 letters, digits or `._:-` (the id rule of every resource).
     pub id: String,
     pub name: String,
     /// GeoJSON `Polygon` or `MultiPolygon` with `[lon, lat]` positions.
@@ -78,19 +77,7 @@ impl TerritoryInput {
     /// Problems found without the database, by path.
     fn check(&self) -> Vec<ErrorDetail> {
         let mut problems = Vec::new();
-        let id = &self.id;
-        if id.is_empty()
-            || id.chars().count() > MAX_ID_CHARS
-            || !id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
-            problems.push(ErrorDetail::new(
-                "$.id",
-                "invalid_id",
-                format!("a territory id is 1 to {MAX_ID_CHARS} letters, digits, `-`, `_` or `.`"),
-            ));
-        }
+        problems.extend(check_id("$.id", &self.id, "a territory id"));
         let name = self.name.trim();
         if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
             problems.push(ErrorDetail::new(

@@ -11,7 +11,9 @@
 //! request body's: `$.technicians[0].shifts[1].end` becomes `$.shifts[1].end` for a
 //! single technician and `$[3].shifts[1].end` for the fourth of an import.
 
+use super::body::member;
 use super::error::ErrorDetail;
+use super::ids::{check_id, shorten};
 use super::settings::Settings;
 use despacho_solver::field::input::{
     JobInput, JobKind, ObjectiveWeights, Place, ProblemInput, Technician, WindowInput,
@@ -68,7 +70,25 @@ pub fn check_technicians(
     base: Base,
 ) -> Vec<ErrorDetail> {
     let problem = problem(settings, technicians.to_vec(), Vec::new());
-    rebase(errors(&problem), "$.technicians", technicians.len(), base)
+    let mut details = rebase(errors(&problem), "$.technicians", technicians.len(), base);
+    for (i, t) in technicians.iter().enumerate() {
+        let at = base.path(i);
+        push_new(
+            &mut details,
+            check_id(&format!("{at}.id"), &t.id, "a technician id"),
+        );
+        if let Some(name) = &t.name {
+            details.extend(check_length(&format!("{at}.name"), name, MAX_NAME_CHARS));
+        }
+        details.extend(check_place(&format!("{at}.home"), &t.home));
+        for (k, shift) in t.shifts.iter().enumerate() {
+            if let Some(place) = &shift.start_place {
+                details.extend(check_place(&format!("{at}.shifts[{k}].start_place"), place));
+            }
+        }
+        details.extend(check_skill_names(&format!("{at}.skills"), t.skills.keys()));
+    }
+    details
 }
 
 /// Problems of `jobs` (ids unique among them, place, durations, skills, windows,
@@ -94,7 +114,82 @@ pub fn check_jobs(
             .map(|id| stand_in_job(id)),
     );
     let problem = problem(settings, technicians, all);
-    rebase(errors(&problem), "$.jobs", jobs.len(), base)
+    let mut details = rebase(errors(&problem), "$.jobs", jobs.len(), base);
+    for (i, j) in jobs.iter().enumerate() {
+        let at = base.path(i);
+        push_new(
+            &mut details,
+            check_id(&format!("{at}.id"), &j.id, "a job id"),
+        );
+        details.extend(check_place(&format!("{at}.place"), &j.place));
+        details.extend(check_skill_names(
+            &format!("{at}.required_skills"),
+            j.required_skills.keys(),
+        ));
+    }
+    details
+}
+
+/// Adds `detail` unless a problem at its path is listed already (the solver's own
+/// rules refuse an empty id too).
+fn push_new(details: &mut Vec<ErrorDetail>, detail: Option<ErrorDetail>) {
+    if let Some(d) = detail {
+        if !details.iter().any(|e| e.path == d.path) {
+            details.push(d);
+        }
+    }
+}
+
+/// The longest name of a person or thing (technician, customer, territory), characters.
+pub const MAX_NAME_CHARS: usize = 200;
+/// The longest address, characters.
+pub const MAX_ADDRESS_CHARS: usize = 500;
+/// The longest skill name or travel-matrix location id, characters.
+pub const MAX_KEY_CHARS: usize = 100;
+
+/// A text field longer than `max` characters (a 10 MB name made every technician list
+/// 10 MB and slowed every slot search).
+pub fn check_length(path: &str, text: &str, max: usize) -> Option<ErrorDetail> {
+    let count = text.chars().count();
+    (count > max).then(|| {
+        ErrorDetail::new(
+            path,
+            "too_long",
+            format!("the text has {count} characters; at most {max} are accepted"),
+        )
+    })
+}
+
+fn check_place(path: &str, place: &Place) -> Vec<ErrorDetail> {
+    let mut details = Vec::new();
+    if let Some(address) = &place.address {
+        details.extend(check_length(
+            &format!("{path}.address"),
+            address,
+            MAX_ADDRESS_CHARS,
+        ));
+    }
+    if let Some(location) = &place.location_id {
+        details.extend(check_length(
+            &format!("{path}.location_id"),
+            location,
+            MAX_KEY_CHARS,
+        ));
+    }
+    details
+}
+
+fn check_skill_names<'a>(path: &str, names: impl Iterator<Item = &'a String>) -> Vec<ErrorDetail> {
+    names
+        .filter(|name| name.trim().is_empty() || name.chars().count() > MAX_KEY_CHARS)
+        .map(|name| {
+            ErrorDetail::new(
+                member(path, &shorten(name, 40)),
+                "invalid_skill",
+                format!("a skill name is 1 to {MAX_KEY_CHARS} characters"),
+            )
+        })
+        .collect()
 }
 
 fn problem(settings: &Settings, technicians: Vec<Technician>, jobs: Vec<JobInput>) -> ProblemInput {

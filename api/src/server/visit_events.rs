@@ -19,10 +19,11 @@
 //! `booking_not_confirmed`). An ETA window must end after it starts, last at most 8
 //! hours, not have ended and start within a day.
 
-use super::auth::{new_id, roles, Auth};
+use super::auth::{roles, Auth};
 use super::body::Body;
 use super::db::{now, on_pool, on_tx, Tx};
 use super::error::{ApiError, ErrorDetail};
+use super::ids::new_id;
 use super::notify::templates::MessageKind;
 use super::outbox::{self, EventFacts, UtcWindow};
 use super::settings::settings_in;

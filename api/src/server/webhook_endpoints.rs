@@ -5,10 +5,12 @@
 //! - `GET /v1/webhook-endpoints` → every endpoint, without secrets;
 //! - `DELETE /v1/webhook-endpoints/{id}` → 204; messages go to the remaining ones.
 
-use super::auth::{new_id, roles, Auth};
+use super::auth::{roles, Auth};
 use super::body::Body;
 use super::db::{now, on_pool, on_tx, Db};
 use super::error::{ApiError, ErrorDetail};
+use super::ids::new_id;
+use super::notify::targets::WebhookTargets;
 use super::notify::webhook::Endpoint;
 use super::state::AppState;
 use axum::extract::{Path, State};
@@ -31,6 +33,8 @@ pub fn router() -> Router<AppState> {
 pub struct NewWebhookEndpoint {
     /// `http://host[:port]/path` of the chat platform integration. This build has no TLS
     /// client: use plain HTTP on a private network, or a local TLS-terminating proxy.
+    /// Loopback, link-local and private addresses are refused (`refused_target`) unless
+    /// the operator allows their network (`despacho serve --webhook-allow-network`).
     pub url: String,
 }
 
@@ -58,7 +62,7 @@ pub struct WebhookEndpointList {
     pub items: Vec<WebhookEndpoint>,
 }
 
-fn check_url(url: &str) -> Result<String, ApiError> {
+fn check_url(url: &str, targets: &WebhookTargets) -> Result<String, ApiError> {
     let url = url.trim();
     let problem = |message: String| {
         ApiError::validation(vec![ErrorDetail::new("$.url", "invalid_url", message)])
@@ -84,6 +88,9 @@ fn check_url(url: &str) -> Result<String, ApiError> {
             "`{url}` has no host (or has credentials in it)"
         )));
     }
+    targets.check_host(host).map_err(|why| {
+        ApiError::validation(vec![ErrorDetail::new("$.url", "refused_target", why)])
+    })?;
     Ok(url.to_owned())
 }
 
@@ -103,7 +110,7 @@ pub async fn create(
     let created = CreatedWebhookEndpoint {
         endpoint: WebhookEndpoint {
             id: new_id::<8>("whk")?,
-            url: check_url(&input.url)?,
+            url: check_url(&input.url, &state.webhook_targets)?,
             active: true,
             created_at: now(),
         },

@@ -31,6 +31,7 @@ use super::db::Db;
 use super::db::{on_pool, on_tx};
 use super::error::ApiError;
 use super::notify::email::{self, SmtpArgs, SmtpConfig};
+use super::notify::targets::{WebhookTargetArgs, WebhookTargets};
 use super::notify::templates::{self, Facts, MessageKind, TemplateError, Templates};
 use super::notify::webhook::{self, Delivery, Endpoint};
 use super::notify::{ics, Channel};
@@ -73,6 +74,8 @@ pub struct WorkerConfig {
     pub smtp: Option<SmtpConfig>,
     /// How often the evening no-show check runs between rounds.
     pub no_show_check: Duration,
+    /// Networks webhooks may reach besides the public internet (none by default).
+    pub webhook_targets: WebhookTargets,
     pub clock: Clock,
 }
 
@@ -106,6 +109,7 @@ impl Default for WorkerConfig {
             quiet_end: NaiveTime::from_hms_opt(8, 0, 0).expect("a time"),
             smtp: None,
             no_show_check: Duration::from_secs(60),
+            webhook_targets: WebhookTargets::default(),
             clock: Arc::new(super::db::now),
         }
     }
@@ -128,6 +132,8 @@ pub struct WorkerArgs {
     pub max_attempts: u32,
     #[command(flatten)]
     pub smtp: SmtpArgs,
+    #[command(flatten)]
+    pub webhook_targets: WebhookTargetArgs,
 }
 
 /// A claimed row.
@@ -222,7 +228,7 @@ impl Worker {
     /// A worker over `db`; the templates are checked here (an error stops the start).
     pub fn new(db: Db, config: WorkerConfig) -> Result<Worker, TemplateError> {
         Ok(Worker {
-            agent: webhook::agent(config.http_timeout),
+            agent: webhook::agent(config.http_timeout, config.webhook_targets.clone()),
             mailer: config.smtp.as_ref().map(SmtpConfig::transport),
             templates: templates::builtin()?,
             db,
@@ -241,7 +247,7 @@ impl Worker {
     /// Claims up to `batch` due rows (see the module's step 1).
     pub async fn claim(&self) -> Result<Vec<Claimed>, ApiError> {
         let now = self.now();
-        let owner = super::auth::new_id::<6>(&self.config.name)?;
+        let owner = super::ids::new_id::<6>(&self.config.name)?;
         let until = now + TimeDelta::from_std(self.config.lease).unwrap_or(TimeDelta::MAX);
         let limit = i64::from(self.config.batch.max(1));
         let pick = match self.db.backend() {
@@ -779,6 +785,7 @@ pub async fn run_alone(args: WorkerArgs) -> Result<(), super::ServeError> {
         batch: args.batch.max(1),
         max_attempts: args.max_attempts.max(1),
         smtp: args.smtp.config().map_err(super::ServeError::Smtp)?,
+        webhook_targets: args.webhook_targets.targets(),
         ..WorkerConfig::default()
     };
     let worker = Worker::new(db.clone(), config).map_err(super::ServeError::Templates)?;

@@ -1,7 +1,7 @@
 //! Mobile sync chaos at full scale over real HTTP (RELIABILITY.md, "Tests that back the
 //! claims" 6): `--devices` phones × `--mutations` each against a running `despacho
 //! serve`, on SQLite and PostgreSQL, for many seeds. The CI tests keep a small version
-//! (`api/tests/server_sync.rs`, 3 × 100); this runner is the bar.
+//! (`api/tests/api/server_sync.rs`, 3 × 100); this runner is the bar.
 //!
 //! ```text
 //! cargo build --release -p despacho-api --bin despacho && cp target/release/despacho /tmp/despacho-bench

@@ -1,5 +1,5 @@
 //! Tiny random field-service problems solved exactly (MILP) and by the search, for the
-//! match rate of docs/milp.md: `solver/tests/field_exact.rs` (100 problems in CI) and
+//! match rate of docs/milp.md: `solver/tests/solver/field_exact.rs` (100 problems in CI) and
 //! the `field_exact` bench runner (1 000 problems, results in `benches/results/`).
 
 use crate::field::check::check_plan;

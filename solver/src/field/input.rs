@@ -87,7 +87,10 @@ pub struct Technician {
     pub max_jobs_per_day: Option<u32>,
 }
 
-/// One working day of a technician, in local time of the problem's time zone.
+/// One working day of a technician, in local time of the problem's time zone. A time
+/// that does not exist that day (the clocks jump forward) is refused
+/// (`nonexistent_local_time`); one that occurs twice (the clocks go back) means the
+/// earlier of the two instants.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Shift {

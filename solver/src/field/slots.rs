@@ -43,6 +43,7 @@ pub struct BookedVisit {
 
 /// What a customer (through the chat bot) asks for.
 #[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SlotRequest {
     pub place: Place,
     pub kind: JobKind,
@@ -88,6 +89,9 @@ pub enum SlotAnswer {
     NotServed,
     /// Nobody has the skills the visit needs.
     NoSkilledTechnician,
+    /// Nobody works on any of the days asked for (e.g. days in the past, or beyond the
+    /// shifts stored): a later range may have slots.
+    NoWorkingDay,
 }
 
 /// At most this many technicians per day are examined, the nearest to the place
@@ -114,6 +118,7 @@ pub enum Examined {
     Days(Vec<ExaminedDay>),
     NotServed,
     NoSkilledTechnician,
+    NoWorkingDay,
 }
 
 /// The technician-days [`search_slots`] examines for `req`. They depend on the
@@ -125,6 +130,7 @@ pub fn examined_days(op: &Operation, req: &SlotRequest) -> Result<Examined, Vali
     let tz = time_zone(op)?;
     let mut days = Vec::new();
     let (mut skilled_somewhere, mut in_territory_somewhere) = (false, false);
+    let mut anyone_working = false;
     for offset in 0..req.days {
         let date = req.earliest_day + TimeDelta::days(offset as i64);
         // Technicians working that day, nearest first.
@@ -138,6 +144,7 @@ pub fn examined_days(op: &Operation, req: &SlotRequest) -> Result<Examined, Vali
                 Some((rough_km(place, &req.place), i, shift))
             })
             .collect();
+        anyone_working |= !working.is_empty();
         working.sort_by(|a, b| {
             a.0.total_cmp(&b.0)
                 .then_with(|| op.technicians[a.1].id.cmp(&op.technicians[b.1].id))
@@ -173,7 +180,9 @@ pub fn examined_days(op: &Operation, req: &SlotRequest) -> Result<Examined, Vali
             }
         }
     }
-    Ok(if !skilled_somewhere {
+    Ok(if !anyone_working {
+        Examined::NoWorkingDay
+    } else if !skilled_somewhere {
         Examined::NoSkilledTechnician
     } else if !in_territory_somewhere {
         Examined::NotServed
@@ -194,6 +203,7 @@ pub fn search_slots(
         Examined::Days(days) => days,
         Examined::NotServed => return Ok(SlotAnswer::NotServed),
         Examined::NoSkilledTechnician => return Ok(SlotAnswer::NoSkilledTechnician),
+        Examined::NoWorkingDay => return Ok(SlotAnswer::NoWorkingDay),
     };
     let tz = time_zone(op)?;
     let mut by_day: HashMap<(&str, NaiveDate), Vec<&BookedVisit>> = HashMap::new();
@@ -246,6 +256,25 @@ fn whole_day(tz: chrono_tz::Tz, s: &super::input::Shift) -> WindowInput {
     }
 }
 
+/// Whether a visit of `kind` lasting `minutes` leaves the day's repair reserve free:
+/// visits other than repairs may fill at most `1 - repair_reserve` of the shift
+/// (`day`) with on-site time, `booked` minutes being taken already. The search offers
+/// only such slots and the booking checks it again, so two bookings of one offer
+/// cannot eat the reserve between them.
+fn reserve_allows(
+    op: &Operation,
+    day: &WindowInput,
+    booked: u32,
+    kind: JobKind,
+    minutes: u32,
+) -> bool {
+    if kind == JobKind::Repair {
+        return true;
+    }
+    let shift_minutes = (day.end - day.start).num_minutes().max(0) as f64;
+    f64::from(booked + minutes) <= (1.0 - op.repair_reserve) * shift_minutes
+}
+
 /// When a booked visit is planned on its technician-day: on site from `start` to `end`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PlannedVisit {
@@ -272,6 +301,17 @@ pub fn check_visit(
         .iter()
         .position(|s| s.date == visit.date)
         .ok_or(VisitRefusal::NoShift)?;
+    let tz: chrono_tz::Tz = op.time_zone.parse().map_err(|_| VisitRefusal::Invalid)?;
+    let booked = others.iter().map(|b| b.job.duration_minutes).sum();
+    if !reserve_allows(
+        op,
+        &whole_day(tz, &tech.shifts[shift]),
+        booked,
+        visit.job.kind,
+        visit.job.duration_minutes,
+    ) {
+        return Err(VisitRefusal::RepairReserve);
+    }
     let refs: Vec<&BookedVisit> = others.iter().collect();
     let day = DayProblem::build(op, tech, shift, &refs, visit.job.clone())
         .map_err(|_| VisitRefusal::Invalid)?;
@@ -305,6 +345,8 @@ pub enum VisitRefusal {
     Blocked(Blocker),
     /// Adding it would break a window, the shift, the break or the van.
     DoesNotFit,
+    /// The day's time left is kept for repairs (`Operation::repair_reserve`).
+    RepairReserve,
 }
 
 /// One technician-day as a tiny problem: its booked visits plus the candidate.
@@ -481,13 +523,9 @@ fn day_slots(
         whole_day.start.with_timezone(&tz),
         whole_day.end.with_timezone(&tz),
     );
-    // Capacity kept for repairs: other visits may not fill the day beyond the reserve.
-    if req.kind != JobKind::Repair {
-        let booked: u32 = day.iter().map(|b| b.job.duration_minutes).sum();
-        let shift_minutes = (shift_end - shift_start).num_minutes().max(0) as f64;
-        if (booked + req.duration_minutes) as f64 > (1.0 - op.repair_reserve) * shift_minutes {
-            return Ok(Vec::new());
-        }
+    let booked = day.iter().map(|b| b.job.duration_minutes).sum();
+    if !reserve_allows(op, &whole_day, booked, req.kind, req.duration_minutes) {
+        return Ok(Vec::new());
     }
     let candidate = request_job(req, whole_day);
     let day_problem = DayProblem::build(op, tech, shift, day, candidate)?;

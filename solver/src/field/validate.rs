@@ -11,7 +11,7 @@ use super::input::{
     PROBLEM_VERSION,
 };
 use super::travel::{validate_options, TravelOptions};
-use chrono::{Datelike, NaiveDate};
+use chrono::{Datelike, NaiveDate, NaiveTime};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -25,6 +25,9 @@ pub const MAX_PRIORITY: u8 = 10;
 /// The largest money rate or objective weight accepted: far above any real one, and
 /// small enough that costs summed over a large plan cannot overflow.
 pub const MAX_MONEY: f64 = 1e9;
+/// Positions in one territory (all rings of all polygons): a city district drawn by
+/// hand has tens to hundreds; the limit keeps point-in-polygon tests and answers small.
+pub const MAX_TERRITORY_POSITIONS: usize = 10_000;
 /// Shift dates must lie in these years (chrono-tz's rules are meaningful there).
 const FIRST_YEAR: i32 = 1900;
 const LAST_YEAR: i32 = 2199;
@@ -112,6 +115,7 @@ pub fn territory_errors(base: &str, territory: &Territory) -> Vec<ValidationErro
         technician_ids: HashSet::new(),
         job_ids: HashSet::new(),
         matrix_locations: None,
+        tz: None,
     };
     c.territory(base, territory);
     c.errors
@@ -179,6 +183,9 @@ struct Checker<'a> {
     job_ids: HashSet<&'a str>,
     /// Location ids of the user matrix, when travel is `matrix`.
     matrix_locations: Option<HashSet<&'a str>>,
+    /// The operation's time zone, when it is a known one (local times are checked
+    /// against its clock changes).
+    tz: Option<chrono_tz::Tz>,
 }
 
 impl<'a> Checker<'a> {
@@ -198,6 +205,7 @@ impl<'a> Checker<'a> {
             technician_ids: input.technicians.iter().map(|t| t.id.as_str()).collect(),
             job_ids: input.jobs.iter().map(|j| j.id.as_str()).collect(),
             matrix_locations,
+            tz: input.time_zone.parse().ok(),
         }
     }
 
@@ -326,6 +334,8 @@ impl<'a> Checker<'a> {
                 ),
             );
         }
+        self.local_time(&format!("{base}.start"), s.date, s.start);
+        self.local_time(&format!("{base}.end"), s.date, s.end);
         let shift_ok = s.end > s.start;
         if !shift_ok {
             self.push(
@@ -361,6 +371,32 @@ impl<'a> Checker<'a> {
         if let Some(b) = &s.break_rule {
             self.break_rule(&format!("{base}.break_rule"), b, shift_ok.then_some(s));
         }
+    }
+
+    /// A wall-clock time that does not exist on `date` (the night the clocks jump
+    /// forward) is refused rather than moved silently; one that occurs twice (the
+    /// clocks go back) means the earlier instant, as documented on [`Shift`].
+    fn local_time(&mut self, path: &str, date: NaiveDate, time: NaiveTime) {
+        use chrono::TimeZone;
+        let Some(tz) = self.tz else { return };
+        let local = date.and_time(time);
+        if tz.from_local_datetime(&local).earliest().is_some() {
+            return;
+        }
+        let resumes = super::compile::local_instant(tz, local)
+            .with_timezone(&tz)
+            .time();
+        self.push(
+            path.to_owned(),
+            "nonexistent_local_time",
+            format!(
+                "{} on {date} does not exist in {tz}: the clocks jump forward that night and \
+                 resume at {}; give a time before the jump or from {} on",
+                time.format("%H:%M"),
+                resumes.format("%H:%M"),
+                resumes.format("%H:%M"),
+            ),
+        );
     }
 
     fn break_rule(&mut self, base: &str, b: &BreakRule, shift: Option<&Shift>) {
@@ -569,6 +605,22 @@ impl<'a> Checker<'a> {
     }
 
     fn territory(&mut self, base: &str, territory: &Territory) {
+        let positions: usize = match territory {
+            Territory::Polygon { coordinates } => coordinates.iter().map(Vec::len).sum(),
+            Territory::MultiPolygon { coordinates } => {
+                coordinates.iter().flatten().map(Vec::len).sum()
+            }
+        };
+        if positions > MAX_TERRITORY_POSITIONS {
+            self.push(
+                format!("{base}.coordinates"),
+                "too_many_positions",
+                format!(
+                    "the territory has {positions} positions; at most {MAX_TERRITORY_POSITIONS} are accepted (simplify the outline)"
+                ),
+            );
+            return;
+        }
         match territory {
             Territory::Polygon { coordinates } => {
                 self.polygon(&format!("{base}.coordinates"), coordinates);
@@ -589,6 +641,42 @@ impl<'a> Checker<'a> {
     }
 
     fn polygon(&mut self, base: &str, rings: &[Vec<[f64; 2]>]) {
+        let before = self.errors.len();
+        self.rings(base, rings);
+        if self.errors.len() == before {
+            self.polygon_shape(base, rings);
+        }
+    }
+
+    /// A polygon whose rings are well formed: no ring crosses itself, the holes lie
+    /// inside the outer ring and cross neither it nor each other (`geo`'s validation).
+    fn polygon_shape(&mut self, base: &str, rings: &[Vec<[f64; 2]>]) {
+        use geo::algorithm::validation::{InvalidPolygon, RingRole, Validation};
+        let ring = |r: &Vec<[f64; 2]>| {
+            geo::LineString::from(r.iter().map(|&[x, y]| (x, y)).collect::<Vec<_>>())
+        };
+        let polygon = geo::Polygon::new(ring(&rings[0]), rings[1..].iter().map(ring).collect());
+        let index = |role: &RingRole| match role {
+            RingRole::Exterior => 0,
+            RingRole::Interior(i) => i + 1,
+        };
+        for problem in polygon.validation_errors() {
+            let (path, message) = match &problem {
+                InvalidPolygon::SelfIntersection(role) => (
+                    format!("{base}[{}]", index(role)),
+                    "the ring crosses itself; draw the outline without crossing lines".to_owned(),
+                ),
+                InvalidPolygon::TooFewPointsInRing(role) => (
+                    format!("{base}[{}]", index(role)),
+                    "the ring needs at least 3 distinct positions".to_owned(),
+                ),
+                other => (base.to_owned(), format!("{other}")),
+            };
+            self.push(path, "invalid_territory", message);
+        }
+    }
+
+    fn rings(&mut self, base: &str, rings: &[Vec<[f64; 2]>]) {
         if rings.is_empty() {
             self.push(
                 base.to_owned(),

@@ -8,6 +8,7 @@
 
 pub mod email;
 pub mod ics;
+pub mod targets;
 pub mod templates;
 pub mod webhook;
 

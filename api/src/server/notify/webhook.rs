@@ -14,6 +14,7 @@
 //! The client is `ureq` (blocking; the worker runs it on `spawn_blocking`), built without
 //! a TLS stack, so endpoints are `http://` (docs/messages.md).
 
+use super::targets::{GuardedResolver, WebhookTargets, REFUSED_MARK};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::time::Duration;
@@ -52,7 +53,7 @@ pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     mac.update(body);
     format!(
         "v1={}",
-        super::super::auth::hex(&mac.finalize().into_bytes())
+        super::super::ids::hex(&mac.finalize().into_bytes())
     )
 }
 
@@ -74,15 +75,23 @@ pub fn verify(secret: &[u8], header: &str, timestamp: i64, now: i64, body: &[u8]
     })
 }
 
-/// An HTTP client whose whole request (connect, send, answer) ends within `timeout`.
-pub fn agent(timeout: Duration) -> ureq::Agent {
-    ureq::Agent::config_builder()
+/// An HTTP client whose whole request (connect, send, answer) ends within `timeout`,
+/// connecting only to addresses `targets` allows (checked after name resolution).
+pub fn agent(timeout: Duration, targets: WebhookTargets) -> ureq::Agent {
+    let config = ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
         .http_status_as_error(false)
         .max_redirects(0)
         .user_agent("despacho-webhooks/1")
-        .build()
-        .into()
+        .build();
+    ureq::Agent::with_parts(
+        config,
+        ureq::unversioned::transport::DefaultConnector::new(),
+        GuardedResolver {
+            targets,
+            inner: Default::default(),
+        },
+    )
 }
 
 /// Sends `body` (JSON) to `endpoint`, signed at `timestamp`. Blocking.
@@ -111,6 +120,10 @@ pub fn post(
                 | ureq::Error::Tls(_)
                 | ureq::Error::RequireHttpsOnly(_)
                 | ureq::Error::InvalidProxyUrl => Delivery::Permanent(reason),
+                // an address the operator does not allow: retrying cannot help
+                ureq::Error::Io(io) if io.to_string().starts_with(REFUSED_MARK) => {
+                    Delivery::Permanent(reason)
+                }
                 _ => Delivery::Retry(reason),
             };
         }
