@@ -35,7 +35,7 @@ pub enum Command {
     Serve(crate::server::ServeArgs),
     /// Deliver customer messages (the outbox) of the service's database until Ctrl-C or
     /// SIGTERM; as many as wanted may run next to `despacho serve` on PostgreSQL.
-    Worker(crate::server::worker::WorkerArgs),
+    Worker(crate::server::messages::worker::WorkerArgs),
     /// A technician's phone on the command line (the reference sync client): record
     /// status events and notes offline in a local SQLite file, sync with the service.
     Phone(phone::PhoneArgs),
@@ -89,7 +89,7 @@ pub fn run(cli: Cli, out: &mut impl Write) -> Result<(), CliError> {
         }
         Command::Schema { kind } => field::schema(kind),
         Command::Serve(args) => return Ok(crate::server::run_blocking(args, out)?),
-        Command::Worker(args) => return Ok(crate::server::worker::run_blocking(args)?),
+        Command::Worker(args) => return Ok(crate::server::messages::worker::run_blocking(args)?),
         Command::Phone(args) => {
             let answer = phone::run(&args)?;
             serde_json::to_string_pretty(&answer).expect("JSON values always serialise")

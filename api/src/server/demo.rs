@@ -11,15 +11,15 @@
 //! previous demo keys, and returns their secrets to be printed: only hashes are stored,
 //! so the keys of an earlier start cannot be shown again.
 
-use super::api_keys::{insert_key, revoke_key};
-use super::auth::{new_secret, Role};
-use super::customers::{self, Customer};
-use super::db::{on_tx, Db};
-use super::error::ApiError;
-use super::jobs;
-use super::settings::{put_settings, Settings};
-use super::technicians;
-use super::territories::{self, TerritoryInput};
+use crate::server::catalog::api_keys::{insert_key, revoke_key};
+use crate::server::catalog::customers::{self, Customer};
+use crate::server::catalog::jobs;
+use crate::server::catalog::settings::{put_settings, Settings};
+use crate::server::catalog::technicians;
+use crate::server::catalog::territories::{self, TerritoryInput};
+use crate::server::http::auth::{new_secret, Role};
+use crate::server::http::error::ApiError;
+use crate::server::store::db::{on_tx, Db};
 use chrono::{NaiveDate, Utc};
 use despacho_solver::field::generate::{generate, City, GeneratorConfig};
 use despacho_solver::field::input::{ProblemInput, Territory};
@@ -73,7 +73,7 @@ pub async fn load(db: &Db) -> Result<DemoReport, ApiError> {
             })?;
             let empty = counts == (0, 0, 0);
             if empty {
-                let now = super::db::now();
+                let now = crate::server::store::db::now();
                 put_settings(
                     tx,
                     &Settings {
@@ -120,7 +120,7 @@ pub async fn load(db: &Db) -> Result<DemoReport, ApiError> {
                 }
                 q.fetch_all(&mut *conn).await
             })?;
-            let now = super::db::now();
+            let now = crate::server::store::db::now();
             for id in previous {
                 revoke_key(tx, &id, now).await?;
             }

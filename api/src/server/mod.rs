@@ -34,57 +34,36 @@
 //! # Ok(()) }
 //! ```
 
-pub mod api_keys;
-pub mod auth;
-pub mod body;
-pub mod booking_views;
-pub mod bookings;
-pub mod customers;
-pub mod db;
-pub mod demo;
+// Layers, bottom first; a module imports only from its own layer and those below
+// (docs/architecture.md; checked by tests/api/layers.rs).
+pub mod booking;
+pub mod catalog;
 pub mod dispatch;
-pub mod dispatch_page;
-pub mod dispatcher_queue;
-pub mod equipment;
-pub mod error;
-pub mod health;
-pub mod ids;
-pub mod import;
-pub mod inbound;
-pub mod job_cancel;
-pub mod job_lifecycle;
-pub mod jobs;
-pub mod kpis;
-pub mod listener;
-pub mod map_tiles;
-pub mod notify;
-pub mod openapi;
-pub mod operation_cache;
-pub mod outbox;
-pub mod pagination;
-pub mod plan_changes;
-pub mod plan_eval;
-pub mod plan_publish;
-pub mod plan_runs;
-pub mod plan_store;
-pub mod plans;
-pub mod settings;
-pub mod state;
+pub mod http;
+pub mod messages;
+pub mod store;
 pub mod sync;
-pub mod sync_flags;
-pub mod technicians;
-pub mod territories;
-pub mod territory_publish;
-pub mod upsells;
-pub mod validation;
-pub mod visit_events;
-pub mod webhook_endpoints;
-pub mod worker;
+// The composition root: the router, the API document, the demo data.
+pub mod demo;
+pub mod openapi;
 
-pub use auth::{roles, Auth, Role};
-pub use db::{Backend, Db, Tx};
-pub use error::{ApiError, ErrorDetail};
-pub use state::AppState;
+use booking::bookings;
+use catalog::{
+    api_keys, customers, equipment, import, job_cancel, jobs, settings, technicians, territories,
+    upsells,
+};
+use dispatch::{day_plans, map_tiles, page, plan_runs, plans};
+use http::{body, error, health, listener};
+use messages::{
+    dispatcher_queue, inbound, notify, outbox, visit_events, webhook_endpoints, worker,
+};
+use store::db;
+use sync::{push_pull, sync_flags};
+
+pub use http::auth::{roles, Auth, Role};
+pub use http::error::{ApiError, ErrorDetail};
+pub use http::state::AppState;
+pub use store::db::{Backend, Db, Tx};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::middleware::{self, Next};
@@ -239,7 +218,7 @@ pub async fn build_app(config: &Config) -> Result<App, ServeError> {
     } else {
         None
     };
-    let mut state = AppState::new(db);
+    let mut state = AppState::new(db, openapi::rendered());
     state.map_tiles = config.map_tiles.clone().map(std::sync::Arc::new);
     state.webhook_targets = config.webhook_targets.clone();
     Ok(App {
@@ -264,14 +243,14 @@ pub fn app(state: AppState) -> Router {
         .merge(import::router())
         .merge(bookings::router())
         .merge(plans::router())
-        .merge(dispatch::router())
+        .merge(day_plans::router())
         .merge(plan_runs::router())
-        .merge(dispatch_page::router())
+        .merge(page::router())
         .merge(outbox::router())
         .merge(webhook_endpoints::router())
         .merge(inbound::router())
         .merge(dispatcher_queue::router())
-        .merge(sync::router())
+        .merge(push_pull::router())
         .merge(sync_flags::router())
         .merge(upsells::router())
         .merge(equipment::router())

@@ -12,12 +12,32 @@
 //! `/docs` is one self-contained HTML page rendered from the same document on the
 //! server: no script, no CDN.
 
-use super::state::AppState;
-use super::{
-    api_keys, booking_views, bookings, customers, dispatch, dispatcher_queue, equipment, error,
-    health, import, inbound, job_cancel, jobs, outbox, plan_runs, plans, settings, sync,
-    sync_flags, technicians, territories, upsells, visit_events, webhook_endpoints,
-};
+use crate::server::booking::booking_views;
+use crate::server::booking::bookings;
+use crate::server::catalog::api_keys;
+use crate::server::catalog::customers;
+use crate::server::catalog::equipment;
+use crate::server::catalog::import;
+use crate::server::catalog::job_cancel;
+use crate::server::catalog::jobs;
+use crate::server::catalog::settings;
+use crate::server::catalog::technicians;
+use crate::server::catalog::territories;
+use crate::server::catalog::upsells;
+use crate::server::dispatch::day_plans;
+use crate::server::dispatch::plan_runs;
+use crate::server::dispatch::plans;
+use crate::server::http::error;
+use crate::server::http::health;
+use crate::server::http::solver_schemas::SOLVER_SCHEMAS;
+use crate::server::http::state::{AppState, Docs};
+use crate::server::messages::dispatcher_queue;
+use crate::server::messages::inbound;
+use crate::server::messages::outbox;
+use crate::server::messages::visit_events;
+use crate::server::messages::webhook_endpoints;
+use crate::server::sync::push_pull;
+use crate::server::sync::sync_flags;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
@@ -28,11 +48,9 @@ use despacho_solver::field::slots::SlotRequest;
 use despacho_solver::field::travel::TravelOptions;
 use schemars::generate::SchemaSettings;
 use serde_json::{json, Value};
-use std::borrow::Cow;
 use std::fmt::Write;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{RefOr, Schema};
-use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
+use utoipa::{Modify, OpenApi};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -50,32 +68,6 @@ async fn openapi_json(State(state): State<AppState>) -> impl IntoResponse {
 async fn docs(State(state): State<AppState>) -> Html<String> {
     Html(state.docs.html.clone())
 }
-
-macro_rules! solver_schema_placeholder {
-    ($placeholder:ident, $name:literal) => {
-        #[doc = concat!("Stands for the solver's `", $name, "` in the OpenAPI document; replaced there by its JSON Schema.")]
-        pub struct $placeholder;
-
-        impl PartialSchema for $placeholder {
-            fn schema() -> RefOr<Schema> {
-                utoipa::openapi::ObjectBuilder::new()
-                    .description(Some(concat!("See the solver's ", $name, " schema")))
-                    .into()
-            }
-        }
-
-        impl ToSchema for $placeholder {
-            fn name() -> Cow<'static, str> {
-                Cow::Borrowed($name)
-            }
-        }
-    };
-}
-
-solver_schema_placeholder!(TechnicianDoc, "Technician");
-solver_schema_placeholder!(JobInputDoc, "JobInput");
-solver_schema_placeholder!(TravelOptionsDoc, "TravelOptions");
-solver_schema_placeholder!(SlotRequestDoc, "SlotRequest");
 
 struct BearerAuth;
 
@@ -117,12 +109,12 @@ impl Modify for BearerAuth {
         bookings::search, bookings::create_booking, bookings::create_hold, bookings::confirm_hold,
         bookings::read, bookings::read_by_token, bookings::reschedule, bookings::cancel,
         plans::solve,
-        dispatch::optimize, dispatch::read, dispatch::change, dispatch::publish, dispatch::audit,
+        day_plans::optimize, day_plans::read, day_plans::change, day_plans::publish, day_plans::audit,
         plan_runs::read, plan_runs::cancel,
         webhook_endpoints::create, webhook_endpoints::list, webhook_endpoints::remove,
         outbox::list,
         inbound::receive, dispatcher_queue::list, dispatcher_queue::at_risk,
-        sync::push, sync::pull, sync::assign, sync::job_facts,
+        push_pull::push, push_pull::pull, push_pull::assign, push_pull::job_facts,
         sync_flags::list, sync_flags::resolve,
         upsells::create, upsells::list, upsells::read, upsells::replace, upsells::remove, upsells::report,
         equipment::list, equipment::store,
@@ -153,9 +145,6 @@ impl Modify for BearerAuth {
     )
 )]
 struct ApiDoc;
-
-/// Names of the solver types whose schemars schemas replace the placeholders.
-pub const SOLVER_SCHEMAS: [&str; 4] = ["Technician", "JobInput", "TravelOptions", "SlotRequest"];
 
 /// The OpenAPI document, solver schemas included.
 pub fn document() -> Value {
@@ -336,3 +325,12 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:70rem;margi
 table{border-collapse:collapse;width:100%;margin-bottom:1.5rem}th,td{border-bottom:1px solid #ddd;padding:.4rem;text-align:left;vertical-align:top}\
 code{font-family:ui-monospace,monospace}.m{font:bold .8rem ui-monospace,monospace;padding:.1rem .3rem;border-radius:.2rem;background:#eee}\
 .GET{background:#dbeafe}.POST{background:#dcfce7}.PUT{background:#fef9c3}.DELETE{background:#fee2e2}";
+
+/// `/openapi.json` and `/docs`, rendered once at start.
+pub fn rendered() -> Docs {
+    let openapi = document();
+    let html = docs_html(&openapi);
+    let openapi_json =
+        serde_json::to_string_pretty(&openapi).expect("an OpenAPI document always serialises");
+    Docs { openapi_json, html }
+}

@@ -7,6 +7,7 @@
 mod common;
 
 mod field_cli;
+mod layers;
 mod phone_cli;
 mod phone_client;
 mod server_auth;

@@ -1463,13 +1463,13 @@ async fn refusals_are_remembered_and_keys_expire_after_seven_days(s: TestServer)
     set_key_age(&s, "c", 8).await;
     set_key_age(&s, "d", 6).await;
     set_key_age(&s, "b", 30).await;
-    let purged = despacho_api::server::bookings::purge_idempotency_keys(&s.state.db)
+    let purged = despacho_api::server::booking::bookings::purge_idempotency_keys(&s.state.db)
         .await
         .unwrap();
     assert_eq!(purged, 2);
     assert_eq!(stored_keys(&s).await, ["a", "d", "e"]);
     assert_eq!(
-        despacho_api::server::bookings::purge_idempotency_keys(&s.state.db)
+        despacho_api::server::booking::bookings::purge_idempotency_keys(&s.state.db)
             .await
             .unwrap(),
         0

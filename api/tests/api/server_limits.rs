@@ -5,7 +5,7 @@
 //! PostgreSQL.
 
 use crate::common::*;
-use despacho_api::server::listener::{self, Limits};
+use despacho_api::server::http::listener::{self, Limits};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

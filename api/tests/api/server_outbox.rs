@@ -7,7 +7,7 @@ use crate::common::*;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
-use despacho_api::server::worker::{Worker, WorkerConfig};
+use despacho_api::server::messages::worker::{Worker, WorkerConfig};
 use despacho_api::server::{Db, Role};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
@@ -719,7 +719,7 @@ async fn a_worker_killed_mid_delivery_is_replaced_when_its_lease_ends(s: TestSer
     let late = stalled
         .complete(
             &claimed[0],
-            &despacho_api::server::worker::Outcome::Dead {
+            &despacho_api::server::messages::worker::Outcome::Dead {
                 reason: "late".into(),
             },
         )

@@ -6,7 +6,7 @@
 use crate::common::*;
 use axum::http::StatusCode;
 use chrono::{DateTime, TimeDelta, Utc};
-use despacho_api::server::plan_runs::{RunOutcome, RunWorker, RunWorkerConfig};
+use despacho_api::server::dispatch::plan_runs::{RunOutcome, RunWorker, RunWorkerConfig};
 use despacho_api::server::Role;
 use serde_json::{json, Value};
 use std::sync::Arc;

@@ -452,7 +452,7 @@ async fn concurrent_writes_all_succeed(s: TestServer) {
 }
 
 async fn a_failed_write_transaction_leaves_nothing(s: TestServer) {
-    use despacho_api::server::{customers, ApiError};
+    use despacho_api::server::{catalog::customers, ApiError};
     let db = &s.state.db;
     let c = |id: &str| customers::Customer {
         id: id.to_owned(),
@@ -466,7 +466,7 @@ async fn a_failed_write_transaction_leaves_nothing(s: TestServer) {
         language: None,
         preferred_channel: None,
         opt_out: Default::default(),
-        created_at: despacho_api::server::db::now(),
+        created_at: despacho_api::server::store::db::now(),
     };
     let (first, second) = (c("c-1"), c("c-2"));
     let outcome: Result<(), ApiError> = db

@@ -5,7 +5,7 @@
 
 use crate::common::*;
 use axum::http::StatusCode;
-use despacho_api::server::sync::{commit_writes, Writes};
+use despacho_api::server::sync::push_pull::{commit_writes, Writes};
 use despacho_api::server::Role;
 use despacho_mobile_sync::{
     generate_message, generate_pull, receive_message, receive_pull, ClientId, ClientState, Cookie,

@@ -10,7 +10,7 @@ use crate::common::world;
 use crate::common::*;
 use axum::http::StatusCode;
 use chrono::{DateTime, Days, NaiveTime, SubsecRound, TimeDelta, TimeZone, Utc};
-use despacho_api::server::worker::{Worker, WorkerConfig};
+use despacho_api::server::messages::worker::{Worker, WorkerConfig};
 use despacho_api::server::Role;
 use receiver::Receiver;
 use serde_json::{json, Value};

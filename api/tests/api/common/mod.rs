@@ -28,7 +28,7 @@ pub mod world;
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
-use despacho_api::server::notify::targets::WebhookTargets;
+use despacho_api::server::messages::notify::targets::WebhookTargets;
 use despacho_api::server::{build_app, AppState, Config, Role};
 use serde_json::{json, Value};
 use sqlx::Connection;
@@ -215,8 +215,8 @@ pub fn loopback_targets() -> WebhookTargets {
 }
 
 /// A worker's configuration for tests: the defaults, delivering to loopback receivers.
-pub fn worker_config() -> despacho_api::server::worker::WorkerConfig {
-    despacho_api::server::worker::WorkerConfig {
+pub fn worker_config() -> despacho_api::server::messages::worker::WorkerConfig {
+    despacho_api::server::messages::worker::WorkerConfig {
         webhook_targets: loopback_targets(),
         ..Default::default()
     }
@@ -443,8 +443,8 @@ pub fn customer(id: Option<&str>) -> Value {
 /// durations; and every active technician-day passes the solver's joint check again.
 pub mod booking_invariants {
     use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
-    use despacho_api::server::bookings::DEFAULT_REPAIR_RESERVE;
-    use despacho_api::server::settings::settings_in;
+    use despacho_api::server::booking::bookings::DEFAULT_REPAIR_RESERVE;
+    use despacho_api::server::catalog::settings::settings_in;
     use despacho_api::server::Db;
     use despacho_solver::field::input::{JobInput, Technician};
     use despacho_solver::field::slots::{check_visit, BookedVisit, Operation};

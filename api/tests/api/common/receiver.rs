@@ -8,7 +8,7 @@
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
-use despacho_api::server::notify::webhook;
+use despacho_api::server::messages::notify::webhook;
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

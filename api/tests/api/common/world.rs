@@ -8,7 +8,7 @@
 use crate::common::*;
 use axum::http::StatusCode;
 use chrono::{DateTime, Days, NaiveDate, Utc};
-use despacho_api::server::worker::{Round, Worker, WorkerConfig};
+use despacho_api::server::messages::worker::{Round, Worker, WorkerConfig};
 use despacho_api::server::{Db, Role};
 use serde_json::{json, Value};
 use std::time::Duration;
