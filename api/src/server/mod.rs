@@ -1,26 +1,20 @@
 //! `despacho serve`: the HTTP service.
 //!
 //! axum on a multi-thread tokio runtime, sqlx over SQLite (default, one file) or
-//! PostgreSQL ([`db`]). One module per concept, each with its routes (`router()`), its
-//! handlers and, in an `impl Db` block or free functions taking a [`db::Tx`], its SQL:
+//! PostgreSQL ([`store::db`]). A folder per context, a file per concept, each with its
+//! routes (`router()`), its handlers and its SQL. The folders are layers, bottom first;
+//! a module imports only from its own layer and those below (docs/architecture.md, checked
+//! by `api/tests/api/layers.rs`):
 //!
-//! | module | what |
+//! | layer | what |
 //! |---|---|
-//! | [`db`] | the [`Db`] pool enum, migrations, write transactions (`BEGIN IMMEDIATE` on SQLite), retries |
-//! | [`auth`] | API keys as `Authorization: Bearer`, [`Role`]s, the [`Auth`] extractor |
-//! | [`error`] | [`ApiError`] → `{"error": {"code", "message", "details": [{"path", …}]}}` |
-//! | [`body`] | request bodies and query strings whose errors name the field |
-//! | [`api_keys`], [`settings`], [`technicians`], [`customers`], [`jobs`], [`import`] | the resources |
-//! | [`validation`] | the solver's validation applied to single records |
-//! | [`health`], [`openapi`] | `/healthz`, `/readyz`, `/openapi.json`, `/docs` |
-//! | [`demo`] | `--demo`: a generated São Paulo operation and one key per role |
-//! | [`outbox`], [`worker`], [`notify`], [`webhook_endpoints`] | customer messages: the transactional outbox, its worker, templates, signed webhooks and e-mail (docs/messages.md) |
-//! | [`inbound`], [`dispatcher_queue`] | customers' chat replies (confirm, reschedule, cancel, survey, free text), no-show risks and the dispatchers' queue |
-//! | [`sync`] | mobile sync: phones push mutations and pull their technician's scope; jobs move between scopes (docs/sync.md) |
-//! | [`sync_flags`], [`upsells`], [`equipment`], [`job_lifecycle`] | what technicians record, checked: the dispatchers' flag queue, the upsell catalogue, offers and reports, customers' equipment by serial, job status facts becoming customers' visit events |
-//! | [`dispatch`], [`plan_store`], [`plan_eval`], [`plan_changes`], [`kpis`] | the dispatcher's day plans: versions, optimisation, manual changes with feasibility, publishing, audit log, KPIs (docs/dispatch.md); [`dispatch_page`]: the `/dispatch` web page ([`map_tiles`]: its optional tile server) |
-//! | [`territories`] | named territories (an area and its technicians): a day plan seen, measured and optimised one territory at a time |
-//! | [`territory_publish`] | publishing one territory of a day: only its phones change, the rest stays a draft |
+//! | [`store`], [`http`] | the platform: the database (pool, migrations, write transactions, retries), ids, the clock; errors that name the field, API keys and roles, request bodies, pagination, the accept loop with its limits, health checks, the shared [`AppState`] |
+//! | [`catalog`] | settings, API keys, technicians, customers, jobs, imports, territories, the upsell catalogue, customers' equipment; the solver's validation of single records |
+//! | [`booking`] | slot search with sealed tokens, holds, bookings, reschedule, cancel (docs/booking.md) |
+//! | [`messages`] | the transactional outbox and its worker, templates and channels, webhook endpoints, customers' replies, the dispatchers' queue, visit events (docs/messages.md) |
+//! | [`sync`] | the phones' push and pull, the dispatchers' flag queue (docs/sync.md) |
+//! | [`dispatch`] | day plans: optimisation runs, versions, changes with feasibility, publishing, KPIs, the `/dispatch` page (docs/dispatch.md) |
+//! | this module, [`openapi`], [`demo`] | the composition root: every router, [`build_app`], [`serve`], the API document, the demo data |
 //!
 //! Tests drive the service in-process: [`build_app`] returns the [`Router`] and its
 //! [`AppState`]; [`serve`] is the command (logging, listener, graceful shutdown).

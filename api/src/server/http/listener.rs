@@ -13,6 +13,9 @@
 //! | request body | 30 s | `--body-timeout-seconds` | 408 `body_timeout` |
 //! | whole request (body and answer) | 60 s | `--request-timeout-seconds` | 503 `request_timeout`; the transaction rolls back |
 //! | open connections per client address | 64 | `--max-connections-per-client` | a new connection is closed at once |
+//!
+//! Behind a reverse proxy every connection comes from the proxy's address: raise
+//! `--max-connections-per-client` to what the proxy may open (or bound clients there).
 
 use crate::server::http::error::ApiError;
 use axum::extract::{Request, State};
@@ -67,7 +70,8 @@ pub struct LimitArgs {
     #[arg(long, value_name = "S", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub request_timeout_seconds: u64,
-    /// Open connections one client address may hold; more are closed at once.
+    /// Open connections one client address may hold; more are closed at once. Behind a
+    /// reverse proxy every client has the proxy's address: raise it there.
     #[arg(long, value_name = "N", default_value_t = 64,
           value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub max_connections_per_client: u64,
