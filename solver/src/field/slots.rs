@@ -301,7 +301,7 @@ pub fn check_visit(
         .iter()
         .position(|s| s.date == visit.date)
         .ok_or(VisitRefusal::NoShift)?;
-    let tz: chrono_tz::Tz = op.time_zone.parse().map_err(|_| VisitRefusal::Invalid)?;
+    let tz = time_zone(op).map_err(|_| VisitRefusal::Invalid)?;
     let booked = others.iter().map(|b| b.job.duration_minutes).sum();
     if !reserve_allows(
         op,

@@ -8,6 +8,7 @@
 //! address and the message preferences (language, preferred channel, opt-outs) later:
 //! what a customer asks for in the chat.
 
+use crate::server::catalog::validation::MAX_NAME_CHARS;
 use crate::server::http::auth::{roles, Auth};
 use crate::server::http::body::{Body, Query};
 use crate::server::http::error::{ApiError, ErrorDetail};
@@ -138,11 +139,11 @@ impl NewCustomer {
             },
         };
         let name = self.name.trim().to_owned();
-        if name.is_empty() || name.chars().count() > 200 {
+        if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
             push(
                 "$.name",
                 "invalid_name",
-                "the name must have 1 to 200 characters".to_owned(),
+                format!("the name must have 1 to {MAX_NAME_CHARS} characters"),
             );
         }
         let phone = match self

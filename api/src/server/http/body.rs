@@ -15,7 +15,7 @@
 //! - too large → 413; another media type → 415.
 
 use crate::server::http::error::{ApiError, ErrorDetail};
-use crate::server::http::listener::BodyDeadline;
+use crate::server::http::listener::{BodyDeadline, Limits};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::CONTENT_TYPE;
@@ -75,7 +75,7 @@ impl<S: Send + Sync> FromRequest<S> for Body {
         let deadline = req
             .extensions()
             .get::<BodyDeadline>()
-            .map_or(BodyDeadline(std::time::Duration::from_secs(30)), |d| *d);
+            .map_or(BodyDeadline(Limits::default().body_timeout), |d| *d);
         let read = tokio::time::timeout(deadline.0, Bytes::from_request(req, state))
             .await
             .map_err(|_| ApiError::BodyTimeout(deadline.0))?;

@@ -156,16 +156,25 @@ impl ureq::unversioned::resolver::Resolver for GuardedResolver {
         match (kept.is_empty(), first_refusal) {
             (true, Some((ip, why))) => Err(ureq::Error::Io(std::io::Error::new(
                 std::io::ErrorKind::PermissionDenied,
-                format!("{REFUSED_MARK}{}", refusal_message(ip, why)),
+                RefusedTarget(refusal_message(ip, why)),
             ))),
             _ => Ok(kept),
         }
     }
 }
 
-/// Begins the error of a refused address, so the worker can tell it from a network
-/// failure (it is permanent: retrying cannot help).
-pub const REFUSED_MARK: &str = "refused webhook target: ";
+/// The error of a refused address, inside the `io::Error` the resolver returns, so the
+/// worker can tell it from a network failure (it is permanent: retrying cannot help).
+#[derive(Debug, thiserror::Error)]
+#[error("refused webhook target: {0}")]
+pub struct RefusedTarget(pub String);
+
+impl RefusedTarget {
+    /// Whether `error` is a refusal of the target's address.
+    pub fn is(error: &std::io::Error) -> bool {
+        error.get_ref().is_some_and(|e| e.is::<RefusedTarget>())
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -14,7 +14,7 @@
 //! The client is `ureq` (blocking; the worker runs it on `spawn_blocking`), built without
 //! a TLS stack, so endpoints are `http://` (docs/messages.md).
 
-use super::targets::{GuardedResolver, WebhookTargets, REFUSED_MARK};
+use super::targets::{GuardedResolver, RefusedTarget, WebhookTargets};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::time::Duration;
@@ -121,9 +121,7 @@ pub fn post(
                 | ureq::Error::RequireHttpsOnly(_)
                 | ureq::Error::InvalidProxyUrl => Delivery::Permanent(reason),
                 // an address the operator does not allow: retrying cannot help
-                ureq::Error::Io(io) if io.to_string().starts_with(REFUSED_MARK) => {
-                    Delivery::Permanent(reason)
-                }
+                ureq::Error::Io(io) if RefusedTarget::is(&io) => Delivery::Permanent(reason),
                 _ => Delivery::Retry(reason),
             };
         }
